@@ -1,0 +1,231 @@
+//! The `switchboard` command line. Rule authors check and try modules locally with exactly
+//! the sandbox and limits the service applies, so "works on my machine" means "works in
+//! production".
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use serde_json::json;
+use switchboard_rules::{Calendar, CalendarSet, CalendarSpec, TicketEvent, TicketInput};
+
+use crate::limits::Limits;
+use crate::runtime::{EvalContext, Runtime, RuntimeConfig};
+
+/// Switchboard: SLA and routing engine for co-managed IT.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with rule modules locally.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `switchboard rules …`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate a module: a component, within the size limit, importing only what the sandbox
+    /// offers, implementing a supported contract version.
+    Check {
+        /// The module (`.wasm` component).
+        module: PathBuf,
+        /// Limits as JSON (default: the service's defaults).
+        #[arg(long)]
+        limits: Option<PathBuf>,
+    },
+    /// Evaluate a module on tickets: one JSON line per ticket with the decision (or error),
+    /// fuel used and the rule log.
+    Run {
+        /// The module (`.wasm` component).
+        module: PathBuf,
+        /// Tickets: a JSON array of tickets (or one ticket object), as the API takes them.
+        tickets: PathBuf,
+        /// Tenant configuration: a JSON object of string values.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory of calendars: `<id>.json` files in the API's calendar format.
+        #[arg(long)]
+        calendars: Option<PathBuf>,
+        /// Limits as JSON (default: the service's defaults).
+        #[arg(long)]
+        limits: Option<PathBuf>,
+    },
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
+    let bytes = read(path)?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not valid {what}", path.display()))
+}
+
+fn load_limits(path: Option<&Path>) -> anyhow::Result<Limits> {
+    let limits = match path {
+        Some(p) => read_json::<Limits>(p, "limits JSON")?,
+        None => Limits::default(),
+    };
+    limits.validate()?;
+    Ok(limits)
+}
+
+/// Reads `<id>.json` calendar files from `dir`.
+pub fn load_calendars(dir: &Path) -> anyhow::Result<CalendarSet> {
+    let mut set = CalendarSet::default();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .with_context(|| format!("{} has no usable file name", path.display()))?
+            .to_owned();
+        let spec: CalendarSpec = read_json(&path, "calendar JSON")?;
+        let calendar = Calendar::new(&spec)
+            .with_context(|| format!("calendar {id:?} ({})", path.display()))?;
+        set.insert(id, calendar);
+    }
+    Ok(set)
+}
+
+/// Parses the tickets file: an array of tickets or a single ticket.
+fn load_tickets(path: &Path) -> anyhow::Result<Vec<TicketInput>> {
+    let value: serde_json::Value = read_json(path, "JSON")?;
+    let list = match value {
+        serde_json::Value::Array(items) => items,
+        other @ serde_json::Value::Object(_) => vec![other],
+        _ => bail!(
+            "{} must hold a JSON array of tickets or one ticket object",
+            path.display()
+        ),
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v).with_context(|| {
+                format!(
+                    "{}: ticket #{} is not a valid ticket",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    module: String,
+    contract: String,
+    size: usize,
+    size_limit: usize,
+    sha256: &'a str,
+    imports: &'a [String],
+}
+
+/// Runs a parsed command, writing results to `out`. Errors are the user's to read.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Rules(RulesCommand::Check { module, limits }) => {
+            let limits = load_limits(limits.as_deref())?;
+            let bytes = read(&module)?;
+            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let loaded = runtime
+                .load(&bytes, &limits)
+                .with_context(|| format!("{} is not a valid rule", module.display()))?;
+            let report = CheckReport {
+                module: module.display().to_string(),
+                contract: format!(
+                    "{}@{}",
+                    switchboard_rules::contract::PACKAGE,
+                    loaded.contract_version()
+                ),
+                size: loaded.size(),
+                size_limit: limits.module_bytes,
+                sha256: loaded.sha256(),
+                imports: loaded.imports(),
+            };
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        Command::Rules(RulesCommand::Run {
+            module,
+            tickets,
+            config,
+            calendars,
+            limits,
+        }) => {
+            let limits = load_limits(limits.as_deref())?;
+            let config: BTreeMap<String, String> = match &config {
+                Some(p) => read_json(p, "config JSON (an object of string values)")?,
+                None => BTreeMap::new(),
+            };
+            let calendars = match &calendars {
+                Some(dir) => load_calendars(dir)?,
+                None => CalendarSet::default(),
+            };
+            let tickets = load_tickets(&tickets)?;
+            let bytes = read(&module)?;
+            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let loaded = runtime
+                .load(&bytes, &limits)
+                .with_context(|| format!("{} is not a valid rule", module.display()))?;
+            let ctx = EvalContext {
+                tenant: "local".into(),
+                version: loaded.sha256()[..12].to_owned(),
+                config: Arc::new(config),
+                calendars: Arc::new(calendars),
+                limits,
+            };
+            let now = jiff::Timestamp::now();
+            for input in tickets {
+                let id = input.id.clone();
+                let ticket = input
+                    .into_ticket(now)
+                    .with_context(|| format!("ticket {id:?}"))?;
+                let eval = runtime.evaluate(&loaded, &ctx, &TicketEvent::created(ticket));
+                let line = match &eval.outcome {
+                    Ok(decision) => json!({
+                        "ticket": id,
+                        "decision": decision,
+                        "fuel": eval.fuel_used,
+                        "log": eval.log,
+                    }),
+                    Err(e) => json!({
+                        "ticket": id,
+                        "error": {
+                            "kind": e.failure.kind(),
+                            "class": e.failure.class(),
+                            "message": e.to_string(),
+                            "detail": e.failure,
+                        },
+                        "fuel": eval.fuel_used,
+                        "log": eval.log,
+                    }),
+                };
+                serde_json::to_writer(&mut *out, &line)?;
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(())
+}

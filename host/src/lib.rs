@@ -1,0 +1,13 @@
+//! The Switchboard service: runs tenants' rule modules in a wasmtime sandbox, and (in later
+//! modules) serves them over HTTP with durable tickets, SLA clocks and escalations. The binary
+//! (`src/main.rs`) only parses arguments and calls into this library, so tests and benches
+//! drive exactly the code users run.
+
+pub mod cli;
+pub mod limits;
+pub mod runtime;
+
+pub use limits::Limits;
+pub use runtime::{
+    EvalContext, EvalError, EvalFailure, Evaluation, LoadError, RuleModule, Runtime, RuntimeConfig,
+};

@@ -1,0 +1,138 @@
+//! Every sandbox limit in one place, with its default, so operators and tenants read the same
+//! numbers the runtime enforces. Defaults follow Shopify Functions' (an instruction budget of
+//! 11 million, 10 MiB of memory, a 1 MiB module): generous for routing logic, fatal for a
+//! runaway rule long before it hurts a neighbour.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest linear memory any tenant may be granted (the size of a pooling-allocator slot).
+pub const MAX_MEMORY_BYTES: u64 = 64 << 20;
+/// Largest module any tenant may be granted.
+pub const MAX_MODULE_BYTES: usize = 16 << 20;
+/// Longest wall-clock deadline any tenant may be granted.
+pub const MAX_WALL_CLOCK: Duration = Duration::from_secs(5);
+/// Native stack a rule may use (engine-wide; deeper recursion traps with a stack overflow).
+pub const MAX_WASM_STACK_BYTES: usize = 512 << 10;
+/// Granularity of the wall-clock deadline: the epoch ticker's period.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Per-tenant sandbox limits.
+///
+/// ## Defaults
+/// | limit | default |
+/// |---|---|
+/// | `fuel` (instruction budget) | 11,000,000 |
+/// | `memory_bytes` (linear memory) | 10 MiB |
+/// | `module_bytes` (upload size) | 1 MiB |
+/// | `wall_clock_ms` | 100 ms |
+/// | `input_bytes` (text of the ticket event) | 256 KiB |
+/// | `output_bytes` (text of the decision) | 64 KiB |
+/// | `log_bytes` (rule log, `log` import and stdout/stderr together) | 16 KiB |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Instruction budget per evaluation, in wasmtime fuel units (about one per instruction).
+    pub fuel: u64,
+    /// Largest linear memory, in bytes (at most [`MAX_MEMORY_BYTES`]).
+    pub memory_bytes: u64,
+    /// Largest module accepted at upload, in bytes (at most [`MAX_MODULE_BYTES`]).
+    pub module_bytes: usize,
+    /// Wall-clock deadline per evaluation, in milliseconds (at most [`MAX_WALL_CLOCK`]).
+    pub wall_clock_ms: u64,
+    /// Largest ticket event handed to a rule: the bytes of all its text fields.
+    pub input_bytes: usize,
+    /// Largest decision or rule error a rule may return: the bytes of all its text fields.
+    pub output_bytes: usize,
+    /// Largest rule log per evaluation, in bytes; writing past it fails the evaluation.
+    pub log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 11_000_000,
+            memory_bytes: 10 << 20,
+            module_bytes: 1 << 20,
+            wall_clock_ms: 100,
+            input_bytes: 256 << 10,
+            output_bytes: 64 << 10,
+            log_bytes: 16 << 10,
+        }
+    }
+}
+
+/// A limit set above what the engine can grant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limit {name} = {value} is out of range: it must be 1 to {max}")]
+pub struct LimitOutOfRange {
+    /// The limit's name.
+    pub name: &'static str,
+    /// The value asked for.
+    pub value: u64,
+    /// The largest value allowed.
+    pub max: u64,
+}
+
+impl Limits {
+    /// The wall-clock deadline.
+    pub fn wall_clock(&self) -> Duration {
+        Duration::from_millis(self.wall_clock_ms)
+    }
+
+    /// Checks every limit against what the engine can grant.
+    pub fn validate(&self) -> Result<(), LimitOutOfRange> {
+        let checks: [(&'static str, u64, u64); 7] = [
+            ("fuel", self.fuel, u64::MAX / 2),
+            ("memory_bytes", self.memory_bytes, MAX_MEMORY_BYTES),
+            (
+                "module_bytes",
+                self.module_bytes as u64,
+                MAX_MODULE_BYTES as u64,
+            ),
+            (
+                "wall_clock_ms",
+                self.wall_clock_ms,
+                MAX_WALL_CLOCK.as_millis() as u64,
+            ),
+            ("input_bytes", self.input_bytes as u64, 16 << 20),
+            ("output_bytes", self.output_bytes as u64, 16 << 20),
+            ("log_bytes", self.log_bytes as u64, 16 << 20),
+        ];
+        for (name, value, max) in checks {
+            if value == 0 || value > max {
+                return Err(LimitOutOfRange { name, value, max });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let l = Limits::default();
+        assert_eq!(l.validate(), Ok(()));
+        assert_eq!(
+            (l.fuel, l.memory_bytes, l.module_bytes),
+            (11_000_000, 10 << 20, 1 << 20)
+        );
+    }
+
+    #[test]
+    fn out_of_range_limits_are_named() {
+        let l = Limits {
+            memory_bytes: 1 << 30,
+            ..Limits::default()
+        };
+        let err = l.validate().unwrap_err();
+        assert_eq!(err.name, "memory_bytes");
+        let l: Limits = serde_json::from_str(r#"{"fuel": 5}"#).unwrap();
+        assert_eq!((l.fuel, l.log_bytes), (5, 16 << 10));
+        assert!(serde_json::from_str::<Limits>(r#"{"fuel_units": 5}"#).is_err());
+    }
+}

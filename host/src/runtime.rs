@@ -1,0 +1,642 @@
+//! The sandboxed rule runtime: one shared wasmtime `Engine`, a fresh instance per evaluation
+//! from a cached `InstancePre`, and limits on everything a rule can consume.
+//!
+//! A fresh instance per ticket is a promise (nothing leaks between tickets), so its cost is
+//! the hot path: the pooling allocator reuses pre-reserved slots, copy-on-write images map a
+//! module's data instead of copying it, `pagemap_scan` plus `linear_memory_keep_resident`
+//! reset only the pages an evaluation dirtied (no page faults on the next one), and the WASI
+//! context is built only if a rule actually calls WASI. Evaluation is synchronous and
+//! CPU-bound: async callers run it on a blocking thread.
+
+mod cache;
+mod error;
+mod sandbox;
+mod v0_1_0;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use switchboard_rules::CalendarSet;
+use switchboard_rules::model::{Decision, TicketEvent};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+};
+
+pub use error::{EvalError, EvalFailure, FailureClass, LoadError};
+pub use sandbox::LogLine;
+
+use crate::limits::{self, Limits};
+use cache::ArtifactCache;
+use sandbox::{LimitHit, State};
+
+/// How many evaluations may run at once (pooling-allocator slots).
+pub const MAX_CONCURRENT_EVALUATIONS: u32 = 256;
+
+/// Runtime settings.
+///
+/// ## Defaults
+/// No artifact cache (every load compiles); 2 MiB of each linear memory kept resident and
+/// reset with `PAGEMAP_SCAN` where the kernel has it.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Directory for precompiled artifacts; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes at the start of each linear memory kept resident between evaluations and reset
+    /// in place instead of being returned to the kernel, so the next evaluation in the slot
+    /// takes no page faults there.
+    pub keep_resident_bytes: usize,
+    /// Reset only the pages an evaluation dirtied, found with the `PAGEMAP_SCAN` ioctl
+    /// (Linux 6.7+; ignored elsewhere), instead of all `keep_resident_bytes`.
+    pub pagemap_scan: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            keep_resident_bytes: 2 << 20,
+            pagemap_scan: true,
+        }
+    }
+}
+
+/// A loaded, validated rule module, ready to evaluate. Cheap to clone.
+#[derive(Clone)]
+pub struct RuleModule {
+    inner: Arc<ModuleInner>,
+}
+
+struct ModuleInner {
+    sha256: String,
+    size: usize,
+    contract: String,
+    imports: Vec<String>,
+    pre: Pre,
+    from_cache: bool,
+}
+
+/// The pre-linked instance, one variant per supported contract version.
+enum Pre {
+    V0_1_0(v0_1_0::TicketRulesPre<State>),
+}
+
+impl std::fmt::Debug for RuleModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleModule")
+            .field("sha256", &self.inner.sha256)
+            .field("size", &self.inner.size)
+            .field("contract", &self.inner.contract)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuleModule {
+    /// Hex sha256 of the module bytes.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// Size of the module in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// The contract version the module implements.
+    pub fn contract_version(&self) -> &str {
+        &self.inner.contract
+    }
+
+    /// The module's imports, as component import names.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    /// Whether the compiled artifact came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
+    }
+}
+
+/// Who is evaluating, with what data and under which limits.
+#[derive(Debug, Clone)]
+pub struct EvalContext {
+    /// Tenant id (for errors and logs).
+    pub tenant: String,
+    /// Rule version label (for errors and logs).
+    pub version: String,
+    /// Tenant configuration handed to `config(key)`.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Tenant calendars (with `24x7`).
+    pub calendars: Arc<CalendarSet>,
+    /// Sandbox limits.
+    pub limits: Limits,
+}
+
+impl EvalContext {
+    /// A context with no config, the built-in calendars and default limits.
+    pub fn new(tenant: impl Into<String>, version: impl Into<String>) -> Self {
+        EvalContext {
+            tenant: tenant.into(),
+            version: version.into(),
+            config: Arc::default(),
+            calendars: Arc::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The result of one evaluation: the decision or the error, and what it cost.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The validated decision, or why there is none.
+    pub outcome: Result<Decision, EvalError>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall-clock time spent (instantiation included).
+    pub elapsed: Duration,
+    /// The rule log.
+    pub log: Vec<LogLine>,
+}
+
+/// The shared engine: compiles, validates and evaluates rule modules.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    cache: Option<ArtifactCache>,
+    ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config(rc: &RuntimeConfig) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(MAX_CONCURRENT_EVALUATIONS)
+        .total_core_instances(MAX_CONCURRENT_EVALUATIONS * 4)
+        .total_memories(MAX_CONCURRENT_EVALUATIONS)
+        .total_tables(MAX_CONCURRENT_EVALUATIONS * 4)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .max_memory_size(limits::MAX_MEMORY_BYTES as usize)
+        .linear_memory_keep_resident(rc.keep_resident_bytes)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(if rc.pagemap_scan {
+            Enabled::Auto
+        } else {
+            Enabled::No
+        });
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits::MAX_WASM_STACK_BYTES)
+        .memory_init_cow(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// The number of epoch ticks in a wall-clock deadline (rounded up, plus one for the tick in
+/// progress when the evaluation starts).
+fn epoch_ticks(wall: Duration) -> u64 {
+    let tick = limits::EPOCH_TICK.as_nanos();
+    (wall.as_nanos().div_ceil(tick) as u64).max(1) + 1
+}
+
+/// A deterministic per-evaluation seed: the same event always sees the same random stream.
+fn event_seed(event: &TicketEvent) -> u64 {
+    let mut h = Sha256::new();
+    h.update(event.ticket.id.as_bytes());
+    h.update(event.at.as_second().to_le_bytes());
+    let digest = h.finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Bytes of text in a ticket event, the measure of the input limit.
+fn event_size(event: &TicketEvent) -> usize {
+    let t = &event.ticket;
+    let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+    let changes = match &event.kind {
+        switchboard_rules::EventKind::Created => 0,
+        switchboard_rules::EventKind::Updated(c) => c
+            .iter()
+            .map(|c| c.field.len() + opt(&c.old) + opt(&c.new))
+            .sum(),
+    };
+    t.id.len()
+        + t.subject.len()
+        + t.description.len()
+        + opt(&t.category)
+        + opt(&t.service)
+        + opt(&t.source)
+        + t.status.len()
+        + t.requester.email.len()
+        + opt(&t.requester.department)
+        + t.tags.iter().map(String::len).sum::<usize>()
+        + t.fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + opt(&t.queue)
+        + changes
+}
+
+impl Runtime {
+    /// Builds the engine, links the sandbox and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let engine = Engine::new(&engine_config(&config))
+            .map_err(|e| LoadError::Invalid(format!("engine configuration: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        sandbox::link_wasi(&mut linker)
+            .and_then(|()| v0_1_0::link(&mut linker))
+            .map_err(|e| LoadError::Invalid(format!("linking the sandbox: {e}")))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ArtifactCache::open(dir, &engine)?),
+            None => None,
+        };
+        let ticker = Arc::new(AtomicBool::new(false));
+        let (stop, weak) = (ticker.clone(), engine.weak());
+        thread::Builder::new()
+            .name("switchboard-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(limits::EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            ticker,
+        })
+    }
+
+    /// Validates and compiles a module: size, component, allowed imports, a supported
+    /// contract, the `route` export. Uses (and fills) the artifact cache.
+    pub fn load(&self, bytes: &[u8], limits: &Limits) -> Result<RuleModule, LoadError> {
+        if bytes.len() > limits.module_bytes {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit: limits.module_bytes,
+            });
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::NotAComponent);
+        }
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, &sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(c) => c,
+            None => self.compile(bytes, &sha256)?,
+        };
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let contract = validate::check_imports(imports.iter().map(String::as_str))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::NotARule(format!("{e:#}")))?;
+        let pre = match contract.as_str() {
+            "0.1.0" => Pre::V0_1_0(
+                v0_1_0::TicketRulesPre::new(instance_pre)
+                    .map_err(|e| LoadError::NotARule(format!("{e:#}")))?,
+            ),
+            other => {
+                return Err(LoadError::UnsupportedContract {
+                    found: other.to_owned(),
+                    supported: switchboard_rules::contract::SUPPORTED_VERSIONS.join(", "),
+                });
+            }
+        };
+        Ok(RuleModule {
+            inner: Arc::new(ModuleInner {
+                sha256,
+                size: bytes.len(),
+                contract,
+                imports,
+                pre,
+                from_cache,
+            }),
+        })
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+        let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
+        match &self.cache {
+            Some(cache) => {
+                let artifact = self.engine.precompile_component(bytes).map_err(invalid)?;
+                cache.put(sha256, &artifact)?;
+                cache.get(&self.engine, sha256).ok_or_else(|| {
+                    LoadError::Invalid("the compiled artifact did not load back".into())
+                })
+            }
+            None => Component::new(&self.engine, bytes).map_err(invalid),
+        }
+    }
+
+    /// Whether the artifact cache holds a compiled artifact for `sha256`.
+    pub fn is_cached(&self, sha256: &str) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.contains(sha256))
+    }
+
+    /// Evaluates `event` in a fresh instance of `module`.
+    pub fn evaluate(
+        &self,
+        module: &RuleModule,
+        ctx: &EvalContext,
+        event: &TicketEvent,
+    ) -> Evaluation {
+        let start = Instant::now();
+        if let Some(failure) = input_too_large(ctx, event) {
+            return failed(ctx, event, start, failure, 0, Vec::new());
+        }
+        let mut store = self.new_store(ctx, event);
+        let result = match &module.inner.pre {
+            Pre::V0_1_0(pre) => pre
+                .instantiate(&mut store)
+                .map(Bindings::V0_1_0)
+                .and_then(|rules| rules.route(&mut store, event)),
+        };
+        finish(ctx, event, start, &mut store, result)
+    }
+
+    /// Instantiates `module` once for repeated calls. **For benchmarks and diagnostics
+    /// only**: the service never reuses an instance, because state would leak from one
+    /// ticket to the next. The bench compares this with [`Runtime::evaluate`] to price a
+    /// fresh instance.
+    #[doc(hidden)]
+    pub fn instantiate_reused(
+        &self,
+        module: &RuleModule,
+        ctx: &EvalContext,
+        first: &TicketEvent,
+    ) -> Result<ReusedInstance, EvalFailure> {
+        let mut store = self.new_store(ctx, first);
+        let bindings = match &module.inner.pre {
+            Pre::V0_1_0(pre) => pre.instantiate(&mut store).map(Bindings::V0_1_0),
+        }
+        .map_err(|e| classify_trap(&e, &ctx.limits, None, &[]))?;
+        Ok(ReusedInstance {
+            store,
+            bindings,
+            ctx: ctx.clone(),
+        })
+    }
+
+    fn new_store(&self, ctx: &EvalContext, event: &TicketEvent) -> Store<State> {
+        let limits = &ctx.limits;
+        let state = State::new(
+            ctx.config.clone(),
+            ctx.calendars.clone(),
+            limits.memory_bytes,
+            limits.log_bytes,
+            event.at,
+            event_seed(event),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        arm(&mut store, limits);
+        store
+    }
+
+    /// The wasmtime engine (for benches and diagnostics).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// A rule instance kept across calls; see [`Runtime::instantiate_reused`].
+#[doc(hidden)]
+pub struct ReusedInstance {
+    store: Store<State>,
+    bindings: Bindings,
+    ctx: EvalContext,
+}
+
+impl ReusedInstance {
+    /// Calls `route` again on the same instance, with a fresh fuel budget and deadline.
+    pub fn route(&mut self, event: &TicketEvent) -> Evaluation {
+        let start = Instant::now();
+        arm(&mut self.store, &self.ctx.limits);
+        let result = self.bindings.route(&mut self.store, event);
+        finish(&self.ctx, event, start, &mut self.store, result)
+    }
+}
+
+/// An instantiated rule, one variant per supported contract version.
+enum Bindings {
+    V0_1_0(v0_1_0::TicketRules),
+}
+
+impl Bindings {
+    fn route(&self, store: &mut Store<State>, event: &TicketEvent) -> wasmtime::Result<Raw> {
+        match self {
+            Bindings::V0_1_0(rules) => {
+                let input = v0_1_0::event_to_wit(event);
+                Ok(match rules.call_route(store, &input)? {
+                    Ok(d) => Raw::Decision(v0_1_0::decision_size(&d), Box::new(d)),
+                    Err(e) => Raw::RuleError(v0_1_0::rule_error_size(&e), e),
+                })
+            }
+        }
+    }
+}
+
+/// Sets the fuel budget and the wall-clock deadline for one call.
+fn arm(store: &mut Store<State>, limits: &Limits) {
+    store
+        .set_fuel(limits.fuel)
+        .expect("fuel is enabled in the engine config");
+    store.set_epoch_deadline(epoch_ticks(limits.wall_clock()));
+    store.epoch_deadline_trap();
+}
+
+fn input_too_large(ctx: &EvalContext, event: &TicketEvent) -> Option<EvalFailure> {
+    let size = event_size(event);
+    (size > ctx.limits.input_bytes).then_some(EvalFailure::InputLimit {
+        size: size as u64,
+        limit: ctx.limits.input_bytes as u64,
+    })
+}
+
+fn failed(
+    ctx: &EvalContext,
+    event: &TicketEvent,
+    start: Instant,
+    failure: EvalFailure,
+    fuel_used: u64,
+    log: Vec<LogLine>,
+) -> Evaluation {
+    let elapsed = start.elapsed();
+    Evaluation {
+        outcome: Err(EvalError {
+            tenant: ctx.tenant.clone(),
+            version: ctx.version.clone(),
+            ticket: event.ticket.id.clone(),
+            failure,
+            fuel_used,
+            elapsed,
+        }),
+        fuel_used,
+        elapsed,
+        log,
+    }
+}
+
+/// Turns what the call produced into an evaluation: traps classified, output measured, the
+/// decision validated against the tenant's calendars.
+fn finish(
+    ctx: &EvalContext,
+    event: &TicketEvent,
+    start: Instant,
+    store: &mut Store<State>,
+    result: wasmtime::Result<Raw>,
+) -> Evaluation {
+    let limits = &ctx.limits;
+    let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+    let log = store.data().take_log();
+    let raw = match result {
+        Ok(raw) => raw,
+        Err(e) => {
+            let failure = classify_trap(&e, limits, store.data().limiter.denied, &log);
+            return failed(ctx, event, start, failure, fuel_used, log);
+        }
+    };
+    let (size, outcome) = match raw {
+        Raw::Decision(size, d) => (size, Ok(v0_1_0::decision_from_wit(*d))),
+        Raw::RuleError(size, e) => (size, Err(v0_1_0::rule_error_from_wit(e))),
+    };
+    if size > limits.output_bytes {
+        let failure = EvalFailure::OutputLimit {
+            size: size as u64,
+            limit: limits.output_bytes as u64,
+        };
+        return failed(ctx, event, start, failure, fuel_used, log);
+    }
+    let decision = match outcome {
+        Ok(d) => d,
+        Err(error) => {
+            return failed(
+                ctx,
+                event,
+                start,
+                EvalFailure::RuleError { error },
+                fuel_used,
+                log,
+            );
+        }
+    };
+    if let Err(invalid) = decision.validate(|id| ctx.calendars.contains(id)) {
+        return failed(ctx, event, start, invalid.into(), fuel_used, log);
+    }
+    Evaluation {
+        outcome: Ok(decision),
+        fuel_used,
+        elapsed: start.elapsed(),
+        log,
+    }
+}
+
+/// What a rule returned, before conversion: its text size and the value.
+enum Raw {
+    Decision(usize, Box<v0_1_0::wit::Decision>),
+    RuleError(usize, v0_1_0::wit::RuleError),
+}
+
+/// Maps a wasmtime error to the failure the tenant should see.
+fn classify_trap(
+    e: &wasmtime::Error,
+    limits: &Limits,
+    memory_denied: Option<u64>,
+    log: &[LogLine],
+) -> EvalFailure {
+    if let Some(hit) = e.downcast_ref::<LimitHit>() {
+        return match hit {
+            LimitHit::Memory { requested, limit } => EvalFailure::MemoryLimit {
+                requested: *requested,
+                limit: *limit,
+            },
+            LimitHit::Log { attempted, limit } => EvalFailure::LogLimit {
+                attempted: *attempted,
+                limit: *limit,
+            },
+            LimitHit::Sleep => EvalFailure::Trap {
+                message: hit.to_string(),
+            },
+        };
+    }
+    if let Some(requested) = memory_denied {
+        return EvalFailure::MemoryLimit {
+            requested,
+            limit: limits.memory_bytes,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => EvalFailure::FuelExhausted { limit: limits.fuel },
+        Some(Trap::Interrupt) => EvalFailure::WallClock {
+            limit_ms: limits.wall_clock_ms,
+        },
+        Some(Trap::StackOverflow) => EvalFailure::StackOverflow {
+            limit: limits::MAX_WASM_STACK_BYTES as u64,
+        },
+        Some(trap) => EvalFailure::Trap {
+            message: match trap {
+                Trap::UnreachableCodeReached => match panic_message(log) {
+                    Some(message) => format!("the rule panicked: {message}"),
+                    None => "unreachable code reached (the rule aborted)".to_owned(),
+                },
+                Trap::MemoryOutOfBounds => "out of bounds memory access (in a Rust rule this is \
+                    often its shadow stack overflowing: deep recursion with large locals)"
+                    .to_owned(),
+                other => other.to_string(),
+            },
+        },
+        None => EvalFailure::Trap {
+            message: format!("{e:#}"),
+        },
+    }
+}
+
+/// The message of a Rust panic, from the lines std's panic hook wrote to stderr:
+/// `thread '…' panicked at src/lib.rs:1:2:` followed by the message.
+fn panic_message(log: &[LogLine]) -> Option<String> {
+    let at = log
+        .iter()
+        .position(|l| l.message.contains(" panicked at "))?;
+    let message = log.get(at + 1)?.message.trim();
+    (!message.is_empty()).then(|| message.to_owned())
+}

@@ -1,0 +1,369 @@
+//! The per-evaluation store state: what a rule can reach, and the meters that stop it. WASI is
+//! linked so components from any toolchain run, but locked down: no preopened directories, no
+//! environment or arguments, no network, clocks frozen at the event time, random seeded from
+//! the event, stdout/stderr into the capped rule log, and sleeping refused (a sleeping rule
+//! would hold a host thread past its wall-clock deadline, which epochs cannot interrupt).
+//! The WASI context is built lazily, on a rule's first WASI call: most rules never make one,
+//! and building it is a measurable part of a fresh instance's cost.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use rand::SeedableRng;
+use serde::Serialize;
+use switchboard_rules::{CalendarSet, LogLevel};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+/// One line of a rule's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// Severity (`stdout` lines are `info`, `stderr` lines `error`).
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+}
+
+/// A limit hit inside a host call; carried through wasmtime as the trap's error so the
+/// runtime can report exactly which limit and by how much.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LimitHit {
+    #[error("memory limit: asked for {requested} bytes, limit {limit}")]
+    Memory { requested: u64, limit: u64 },
+    #[error("log limit: tried to log {attempted} bytes, limit {limit}")]
+    Log { attempted: u64, limit: u64 },
+    #[error("a rule may not sleep or wait: the sandbox clock is frozen at the event time")]
+    Sleep,
+}
+
+/// The capped rule log shared by the `log` import and WASI stdout/stderr.
+#[derive(Debug)]
+pub(crate) struct RuleLog {
+    lines: Vec<LogLine>,
+    limit: usize,
+    attempted: usize,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl RuleLog {
+    fn new(limit: usize) -> Self {
+        RuleLog {
+            lines: Vec::new(),
+            limit,
+            attempted: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        }
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), LimitHit> {
+        self.attempted = self.attempted.saturating_add(bytes);
+        if self.attempted > self.limit {
+            return Err(LimitHit::Log {
+                attempted: self.attempted as u64,
+                limit: self.limit as u64,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn push(&mut self, level: LogLevel, message: String) -> Result<(), LimitHit> {
+        self.charge(message.len())?;
+        self.lines.push(LogLine { level, message });
+        Ok(())
+    }
+
+    fn write_stream(&mut self, stderr: bool, bytes: &[u8]) -> Result<(), LimitHit> {
+        self.charge(bytes.len())?;
+        let (buf, level) = if stderr {
+            (&mut self.stderr, LogLevel::Error)
+        } else {
+            (&mut self.stdout, LogLevel::Info)
+        };
+        buf.extend_from_slice(bytes);
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            if end > 0 {
+                let message = String::from_utf8_lossy(&line[..end]).into_owned();
+                self.lines.push(LogLine { level, message });
+            }
+        }
+        Ok(())
+    }
+
+    /// The lines, with any unterminated stdout/stderr text as a last line each.
+    pub(crate) fn finish(mut self) -> Vec<LogLine> {
+        for (buf, level) in [
+            (self.stdout, LogLevel::Info),
+            (self.stderr, LogLevel::Error),
+        ] {
+            if !buf.is_empty() {
+                let message = String::from_utf8_lossy(&buf).into_owned();
+                self.lines.push(LogLine { level, message });
+            }
+        }
+        self.lines
+    }
+}
+
+type SharedLog = Arc<Mutex<RuleLog>>;
+
+fn lock(log: &SharedLog) -> MutexGuard<'_, RuleLog> {
+    // A poisoned log only means another writer panicked mid-push; the lines are still valid.
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one evaluation may see and how much it may use.
+pub(crate) struct State {
+    pub(crate) config: Arc<BTreeMap<String, String>>,
+    pub(crate) calendars: Arc<CalendarSet>,
+    pub(crate) log: SharedLog,
+    pub(crate) limiter: MemoryLimiter,
+    event_time: Timestamp,
+    seed: u64,
+    wasi: Option<WasiCtx>,
+    table: ResourceTable,
+}
+
+impl State {
+    pub(crate) fn new(
+        config: Arc<BTreeMap<String, String>>,
+        calendars: Arc<CalendarSet>,
+        memory_limit: u64,
+        log_limit: usize,
+        event_time: Timestamp,
+        seed: u64,
+    ) -> Self {
+        State {
+            config,
+            calendars,
+            log: Arc::new(Mutex::new(RuleLog::new(log_limit))),
+            limiter: MemoryLimiter {
+                limit: memory_limit,
+                denied: None,
+            },
+            event_time,
+            seed,
+            wasi: None,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// Takes the log out of the state once the evaluation is over.
+    pub(crate) fn take_log(&self) -> Vec<LogLine> {
+        let mut log = lock(&self.log);
+        let limit = log.limit;
+        std::mem::replace(&mut *log, RuleLog::new(limit)).finish()
+    }
+
+    fn build_wasi(&self) -> WasiCtx {
+        let since_epoch = Duration::from_secs(self.event_time.as_second().max(0) as u64);
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(LogStream {
+            log: self.log.clone(),
+            stderr: false,
+        })
+        .stderr(LogStream {
+            log: self.log.clone(),
+            stderr: true,
+        })
+        .wall_clock(EventClock(since_epoch))
+        .monotonic_clock(FrozenMonotonic(since_epoch.as_nanos() as u64))
+        .secure_random(rand::rngs::StdRng::seed_from_u64(self.seed))
+        .insecure_random(rand::rngs::StdRng::seed_from_u64(self.seed ^ 0x5EED))
+        .insecure_random_seed(u128::from(self.seed))
+        .max_random_size(64 << 10)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+        b.build()
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        if self.wasi.is_none() {
+            self.wasi = Some(self.build_wasi());
+        }
+        WasiCtxView {
+            ctx: self.wasi.as_mut().expect("built above"),
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth past the tenant's limit, remembering what was asked for.
+pub(crate) struct MemoryLimiter {
+    limit: u64,
+    pub(crate) denied: Option<u64>,
+}
+
+/// Most table elements a rule may have (function tables of ordinary guests hold hundreds).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.denied = Some(desired as u64);
+            return Err(wasmtime::Error::new(LimitHit::Memory {
+                requested: desired as u64,
+                limit: self.limit,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Wall clock frozen at the event time.
+struct EventClock(Duration);
+
+impl HostWallClock for EventClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+/// Monotonic clock frozen at the event time (in nanoseconds).
+struct FrozenMonotonic(u64);
+
+impl HostMonotonicClock for FrozenMonotonic {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        self.0
+    }
+}
+
+/// stdout or stderr of a rule, into the rule log.
+struct LogStream {
+    log: SharedLog,
+    stderr: bool,
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LogStream {
+            log: self.log.clone(),
+            stderr: self.stderr,
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 asks for this, and the sandbox links WASIp2 only.
+        Box::new(tokio::io::sink())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for LogStream {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        lock(&self.log)
+            .write_stream(self.stderr, &bytes)
+            .map_err(|hit| StreamError::Trap(wasmtime::Error::new(hit)))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always accept a chunk; the cap is enforced (as a trap) on write, so a rule that logs
+        // too much fails with a log-limit error instead of spinning on a full stream.
+        Ok(64 << 10)
+    }
+}
+
+/// Links the locked-down WASI into `linker`: all of WASIp2 (so any toolchain's component
+/// links; the upload allow-list decides which interfaces a rule may import at all), with
+/// sleeping replaced by a trap.
+pub(crate) fn link_wasi(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Err(wasmtime::Error::new(LimitHit::Sleep))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Err(wasmtime::Error::new(LimitHit::Sleep))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_splits_stream_lines_and_caps_total_bytes() {
+        let mut log = RuleLog::new(20);
+        log.write_stream(false, b"hello\nwor").unwrap();
+        log.push(LogLevel::Warn, "x".into()).unwrap();
+        log.write_stream(true, b"0123456789").unwrap();
+        let err = log.write_stream(true, b"!").unwrap_err();
+        assert_eq!(
+            err,
+            LimitHit::Log {
+                attempted: 21,
+                limit: 20
+            }
+        );
+        let lines = log.finish();
+        let text: Vec<_> = lines
+            .iter()
+            .map(|l| (l.level, l.message.as_str()))
+            .collect();
+        assert_eq!(
+            text,
+            vec![
+                (LogLevel::Info, "hello"),
+                (LogLevel::Warn, "x"),
+                (LogLevel::Info, "wor"),
+                (LogLevel::Error, "0123456789"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The rule contract and domain core of Switchboard, kept pure (no I/O, no wasmtime) so the
+//! host, the guest SDK's native test helpers and the benches all share one definition of a
+//! ticket, a decision and business time, and so the calendar math can be tested exhaustively.
+
+pub mod calendar;
+pub mod contract;
+pub mod model;
+pub mod priority;
+
+pub use calendar::{ALWAYS_OPEN, Calendar, CalendarError, CalendarSet, CalendarSpec};
+pub use model::{
+    Change, Decision, Escalation, EscalationTrigger, EventKind, InvalidDecision, LogLevel, Metric,
+    Party, Priority, Requester, RuleError, SlaTarget, Ticket, TicketEvent, TicketInput,
+};

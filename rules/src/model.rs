@@ -1,0 +1,574 @@
+//! The ticket and decision model shared by the host (JSON API, storage), the CLI and the SDK's
+//! native test helpers. It mirrors the WIT contract one to one; the JSON names are the SPEC's.
+//! A decision is validated here, once, whoever produced it (a rule or a fallback).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Longest queue name a decision may carry.
+pub const MAX_QUEUE_LEN: usize = 128;
+/// Most SLA targets, escalations or tags a decision may carry (each).
+pub const MAX_DECISION_ITEMS: usize = 64;
+/// Longest label, notify string, tag or error code.
+pub const MAX_SHORT_TEXT: usize = 256;
+/// Longest `reason` of a decision or `message` of a rule error.
+pub const MAX_REASON_LEN: usize = 4096;
+/// Largest SLA target: one year of business minutes.
+pub const MAX_TARGET_MINUTES: u32 = 525_600;
+
+/// Who works a ticket in a co-managed desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    /// The managed service provider that runs the desk.
+    Msp,
+    /// The client's own internal IT team.
+    Internal,
+    /// A third-party vendor.
+    Vendor,
+}
+
+/// Ticket priority, `p1` the most urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Critical.
+    P1,
+    /// High.
+    P2,
+    /// Moderate.
+    P3,
+    /// Low.
+    P4,
+}
+
+impl Priority {
+    /// The JSON / WIT name (`p1`…`p4`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "p1",
+            Priority::P2 => "p2",
+            Priority::P3 => "p3",
+            Priority::P4 => "p4",
+        }
+    }
+}
+
+/// The SLA metric a target or escalation applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Creation to first agent response.
+    FirstResponse,
+    /// Requester update to next agent response.
+    NextResponse,
+    /// Creation (or reopening) to resolution.
+    Resolution,
+}
+
+impl Metric {
+    /// The JSON name (`first_response`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::FirstResponse => "first_response",
+            Metric::NextResponse => "next_response",
+            Metric::Resolution => "resolution",
+        }
+    }
+}
+
+/// Severity of a rule log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Very detailed tracing.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal information.
+    Info,
+    /// Unexpected but handled.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+/// The person who raised a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    /// Email address.
+    #[serde(default)]
+    pub email: String,
+    /// Department, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// On the tenant's VIP list.
+    #[serde(default)]
+    pub vip: bool,
+}
+
+/// A ticket as submitted by a desk (the SPEC's ticket JSON): `id` is required, everything else
+/// has a documented default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketInput {
+    /// External id, unique per tenant (1–256 characters).
+    pub id: String,
+    /// One-line summary (default empty).
+    #[serde(default)]
+    pub subject: String,
+    /// Full description (default empty).
+    #[serde(default)]
+    pub description: String,
+    /// Category, e.g. `network`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Affected service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Channel, e.g. `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Impact 1 (high) – 3 (low); default 3, as in ServiceNow.
+    #[serde(default = "default_level")]
+    pub impact: u8,
+    /// Urgency 1 (high) – 3 (low); default 3.
+    #[serde(default = "default_level")]
+    pub urgency: u8,
+    /// Priority given by the requester, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// Status; default `new`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Requester.
+    #[serde(default)]
+    pub requester: Requester,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Custom fields.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Creation time; default "now" (may be in the past for imported tickets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+}
+
+fn default_level() -> u8 {
+    3
+}
+
+/// Why a submitted ticket was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ticket: {0}")]
+pub struct InvalidTicket(pub String);
+
+impl TicketInput {
+    /// Checks the ranges the JSON types cannot express and builds the ticket, with `now` as
+    /// the creation time when none was given.
+    pub fn into_ticket(self, now: Timestamp) -> Result<Ticket, InvalidTicket> {
+        if self.id.is_empty() || self.id.len() > MAX_SHORT_TEXT {
+            return Err(InvalidTicket(format!(
+                "`id` must be 1 to {MAX_SHORT_TEXT} bytes long"
+            )));
+        }
+        for (name, v) in [("impact", self.impact), ("urgency", self.urgency)] {
+            if !(1..=3).contains(&v) {
+                return Err(InvalidTicket(format!(
+                    "`{name}` must be 1, 2 or 3, got {v}"
+                )));
+            }
+        }
+        let created_at = self.created_at.unwrap_or(now);
+        Ok(Ticket {
+            id: self.id,
+            subject: self.subject,
+            description: self.description,
+            category: self.category,
+            service: self.service,
+            source: self.source,
+            impact: self.impact,
+            urgency: self.urgency,
+            priority: self.priority,
+            status: self.status.unwrap_or_else(|| "new".to_owned()),
+            requester: self.requester,
+            tags: self.tags,
+            fields: self.fields,
+            created_at,
+            updated_at: created_at,
+            queue: None,
+            party: None,
+        })
+    }
+}
+
+/// A ticket as the host knows it (the WIT `ticket` record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// External id.
+    pub id: String,
+    /// One-line summary.
+    pub subject: String,
+    /// Full description.
+    pub description: String,
+    /// Category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Affected service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Impact 1–3.
+    pub impact: u8,
+    /// Urgency 1–3.
+    pub urgency: u8,
+    /// Priority, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// Status.
+    pub status: String,
+    /// Requester.
+    pub requester: Requester,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Custom fields.
+    pub fields: BTreeMap<String, String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Current queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Current party.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<Party>,
+}
+
+/// One changed attribute in an `updated` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Attribute name.
+    pub field: String,
+    /// Old value.
+    pub old: Option<String>,
+    /// New value.
+    pub new: Option<String>,
+}
+
+/// What happened to the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "changes", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Just created.
+    Created,
+    /// Changed.
+    Updated(Vec<Change>),
+}
+
+/// The input of one evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The ticket after the event.
+    pub ticket: Ticket,
+    /// When it happened; the sandbox clocks read this instant.
+    pub at: Timestamp,
+}
+
+impl TicketEvent {
+    /// The `created` event of a new ticket, at its creation time.
+    pub fn created(ticket: Ticket) -> Self {
+        TicketEvent {
+            kind: EventKind::Created,
+            at: ticket.created_at,
+            ticket,
+        }
+    }
+}
+
+/// A service-level target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaTarget {
+    /// Which clock.
+    pub metric: Metric,
+    /// Business minutes on `calendar`.
+    pub minutes: u32,
+    /// Calendar id.
+    pub calendar: String,
+}
+
+/// When an escalation fires, relative to its metric's target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EscalationTrigger {
+    /// When this percentage (1–100) of the target has elapsed.
+    PercentElapsed(u8),
+    /// This many business minutes before due.
+    MinutesBeforeDue(u32),
+    /// This many business minutes after due.
+    MinutesAfterDue(u32),
+}
+
+/// One step of an escalation plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Metric whose clock drives it.
+    pub metric: Metric,
+    /// When it fires.
+    pub trigger: EscalationTrigger,
+    /// Name, e.g. `warn-50`.
+    pub label: String,
+    /// Passed through to receivers.
+    pub notify: String,
+}
+
+/// A routing decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Queue name.
+    pub queue: String,
+    /// Owning party.
+    pub party: Party,
+    /// Tier 1–3.
+    pub tier: u8,
+    /// Priority.
+    pub priority: Priority,
+    /// SLA targets, at most one per metric.
+    #[serde(default)]
+    pub sla: Vec<SlaTarget>,
+    /// Escalation plan.
+    #[serde(default)]
+    pub escalations: Vec<Escalation>,
+    /// Tags to add.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Why a decision was refused: the rule ran, but what it answered cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid decision: {0}")]
+pub struct InvalidDecision(pub String);
+
+impl Decision {
+    /// Checks every invariant the contract states (tier 1–3, a non-empty queue, at most one
+    /// target per metric on a known calendar, escalations that refer to a target, sizes).
+    /// `calendar_known` answers whether a calendar id exists for the tenant.
+    pub fn validate(&self, calendar_known: impl Fn(&str) -> bool) -> Result<(), InvalidDecision> {
+        let bad = |m: String| Err(InvalidDecision(m));
+        if self.queue.trim().is_empty() {
+            return bad("queue is empty".into());
+        }
+        if self.queue.len() > MAX_QUEUE_LEN {
+            return bad(format!(
+                "queue is {} bytes long, the limit is {MAX_QUEUE_LEN}",
+                self.queue.len()
+            ));
+        }
+        if !(1..=3).contains(&self.tier) {
+            return bad(format!("tier must be 1, 2 or 3, got {}", self.tier));
+        }
+        for (what, n) in [
+            ("SLA targets", self.sla.len()),
+            ("escalations", self.escalations.len()),
+            ("tags", self.tags.len()),
+        ] {
+            if n > MAX_DECISION_ITEMS {
+                return bad(format!("{n} {what}, the limit is {MAX_DECISION_ITEMS}"));
+            }
+        }
+        if self.reason.len() > MAX_REASON_LEN {
+            return bad(format!(
+                "reason is {} bytes long, the limit is {MAX_REASON_LEN}",
+                self.reason.len()
+            ));
+        }
+        if let Some(t) = self
+            .tags
+            .iter()
+            .find(|t| t.is_empty() || t.len() > MAX_SHORT_TEXT)
+        {
+            return bad(format!(
+                "tag {t:?} must be 1 to {MAX_SHORT_TEXT} bytes long"
+            ));
+        }
+        for (i, t) in self.sla.iter().enumerate() {
+            let metric = t.metric.as_str();
+            if self.sla[..i].iter().any(|o| o.metric == t.metric) {
+                return bad(format!("more than one SLA target for {metric}"));
+            }
+            if t.minutes == 0 || t.minutes > MAX_TARGET_MINUTES {
+                return bad(format!(
+                    "SLA target {metric} is {} minutes; it must be 1 to {MAX_TARGET_MINUTES}",
+                    t.minutes
+                ));
+            }
+            if !calendar_known(&t.calendar) {
+                return bad(format!(
+                    "SLA target {metric} uses unknown calendar {:?}",
+                    t.calendar
+                ));
+            }
+        }
+        for e in &self.escalations {
+            let metric = e.metric.as_str();
+            let Some(target) = self.sla.iter().find(|t| t.metric == e.metric) else {
+                return bad(format!(
+                    "escalation {:?} is on {metric}, which has no SLA target",
+                    e.label
+                ));
+            };
+            if e.label.is_empty() || e.label.len() > MAX_SHORT_TEXT {
+                return bad(format!(
+                    "escalation label must be 1 to {MAX_SHORT_TEXT} bytes long"
+                ));
+            }
+            if e.notify.len() > MAX_SHORT_TEXT {
+                return bad(format!(
+                    "escalation {:?} notify is longer than {MAX_SHORT_TEXT} bytes",
+                    e.label
+                ));
+            }
+            match e.trigger {
+                EscalationTrigger::PercentElapsed(p) if !(1..=100).contains(&p) => {
+                    return bad(format!(
+                        "escalation {:?} fires at {p}%; it must be 1 to 100",
+                        e.label
+                    ));
+                }
+                EscalationTrigger::MinutesBeforeDue(m) if m == 0 || m >= target.minutes => {
+                    return bad(format!(
+                        "escalation {:?} fires {m} minutes before a {}-minute target; it must be 1 to {}",
+                        e.label,
+                        target.minutes,
+                        target.minutes.saturating_sub(1)
+                    ));
+                }
+                EscalationTrigger::MinutesAfterDue(m) if m > MAX_TARGET_MINUTES => {
+                    return bad(format!(
+                        "escalation {:?} fires {m} minutes after due; the limit is {MAX_TARGET_MINUTES}",
+                        e.label
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error a rule reports on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleError {
+    /// Machine-readable code.
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision() -> Decision {
+        Decision {
+            queue: "soc".into(),
+            party: Party::Msp,
+            tier: 2,
+            priority: Priority::P1,
+            sla: vec![SlaTarget {
+                metric: Metric::FirstResponse,
+                minutes: 15,
+                calendar: "24x7".into(),
+            }],
+            escalations: vec![Escalation {
+                metric: Metric::FirstResponse,
+                trigger: EscalationTrigger::PercentElapsed(50),
+                label: "warn".into(),
+                notify: "oncall".into(),
+            }],
+            tags: vec!["security".into()],
+            reason: "security incident".into(),
+        }
+    }
+
+    fn known(id: &str) -> bool {
+        id == "24x7"
+    }
+
+    #[test]
+    fn a_good_decision_passes() {
+        assert_eq!(decision().validate(known), Ok(()));
+    }
+
+    #[test]
+    fn each_broken_invariant_is_named() {
+        type Breaker = fn(&mut Decision);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (|d| d.tier = 9, "tier must be 1, 2 or 3, got 9"),
+            (|d| d.queue.clear(), "queue is empty"),
+            (
+                |d| d.sla[0].calendar = "nope".into(),
+                "unknown calendar \"nope\"",
+            ),
+            (|d| d.sla[0].minutes = 0, "it must be 1 to"),
+            (|d| d.sla.push(d.sla[0].clone()), "more than one SLA target"),
+            (
+                |d| d.escalations[0].metric = Metric::Resolution,
+                "has no SLA target",
+            ),
+            (
+                |d| d.escalations[0].trigger = EscalationTrigger::PercentElapsed(0),
+                "fires at 0%",
+            ),
+            (
+                |d| d.escalations[0].trigger = EscalationTrigger::MinutesBeforeDue(15),
+                "fires 15 minutes before",
+            ),
+        ];
+        for (break_it, expected) in cases {
+            let mut d = decision();
+            break_it(&mut d);
+            let err = d.validate(known).unwrap_err();
+            assert!(err.0.contains(expected), "{err} should contain {expected}");
+        }
+    }
+
+    #[test]
+    fn ticket_input_defaults_and_ranges() {
+        let now: Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        let t: TicketInput = serde_json::from_str(r#"{"id":"T-1"}"#).unwrap();
+        let t = t.into_ticket(now).unwrap();
+        assert_eq!((t.impact, t.urgency, t.status.as_str()), (3, 3, "new"));
+        assert_eq!(t.created_at, now);
+        let bad: TicketInput = serde_json::from_str(r#"{"id":"T-1","impact":4}"#).unwrap();
+        assert!(bad.into_ticket(now).unwrap_err().0.contains("`impact`"));
+        let unknown = serde_json::from_str::<TicketInput>(r#"{"id":"T-1","colour":"red"}"#);
+        assert!(
+            unknown
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `colour`")
+        );
+    }
+}

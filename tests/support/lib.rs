@@ -1,0 +1,92 @@
+//! Shared test support: builds the guest components (example rules and the hostile corpus)
+//! for `wasm32-wasip2` once per test process, in their own target directory so the nested
+//! cargo never waits on the outer build's lock.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+use switchboard_rules::{Ticket, TicketEvent, TicketInput};
+
+/// Every guest crate the tests use, by package name.
+pub const GUESTS: &[&str] = &[
+    "co-managed-split",
+    "vip-and-security",
+    "after-hours",
+    "hostile",
+    "network-exfil",
+];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+fn build_guests() -> PathBuf {
+    let root = workspace_root();
+    let target_dir = root.join("target").join("guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        // The outer cargo's flags are for the host target; guests build with their own.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS");
+    for g in GUESTS {
+        cmd.args(["-p", g]);
+    }
+    let out = cmd
+        .output()
+        .expect("run cargo to build the guest components");
+    assert!(
+        out.status.success(),
+        "building the guest components failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join("wasm32-wasip2").join("guest")
+}
+
+/// The path of a guest's `.wasm` component (building all guests on first use).
+pub fn guest_path(package: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    assert!(GUESTS.contains(&package), "unknown guest {package}");
+    DIR.get_or_init(build_guests)
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// The bytes of a guest's `.wasm` component.
+pub fn guest(package: &str) -> Vec<u8> {
+    let path = guest_path(package);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Parses an RFC 3339 instant.
+pub fn ts(rfc3339: &str) -> Timestamp {
+    rfc3339.parse().expect("valid RFC 3339")
+}
+
+/// A ticket from its API JSON.
+pub fn ticket(json: serde_json::Value) -> Ticket {
+    let input: TicketInput = serde_json::from_value(json).expect("valid ticket JSON");
+    input
+        .into_ticket(ts("2026-03-02T09:00:00Z"))
+        .expect("valid ticket")
+}
+
+/// The `created` event of a ticket given as API JSON.
+pub fn created(json: serde_json::Value) -> TicketEvent {
+    TicketEvent::created(ticket(json))
+}
