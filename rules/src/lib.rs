@@ -6,9 +6,14 @@ pub mod calendar;
 pub mod contract;
 pub mod model;
 pub mod priority;
+pub mod sla;
 
 pub use calendar::{ALWAYS_OPEN, Calendar, CalendarError, CalendarSet, CalendarSpec};
 pub use model::{
     Change, Decision, Escalation, EscalationTrigger, EventKind, InvalidDecision, LogLevel, Metric,
     Party, Priority, Requester, RuleError, SlaTarget, Ticket, TicketEvent, TicketInput,
+};
+pub use sla::{
+    ClockReading, ClockState, ClockStop, EscalationInstant, Pause, SlaClock, SlaClocks, SlaError,
+    StopReason,
 };
