@@ -28,6 +28,22 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: the HTTP API on an embedded redb store.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Data directory (holds the redb file and the compiled-rule cache).
+        #[arg(
+            long,
+            env = "SWITCHBOARD_DATA_DIR",
+            default_value = "./switchboard-data"
+        )]
+        data_dir: PathBuf,
+        /// Platform admin token (creates tenants); generated and printed once when unset.
+        #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
     /// Work with rule modules locally.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -145,6 +161,15 @@ struct CheckReport<'a> {
 /// Runs a parsed command, writing results to `out`. Errors are the user's to read.
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            admin_token,
+        } => crate::serve::serve(crate::serve::ServeConfig {
+            listen,
+            data_dir,
+            admin_token,
+        })?,
         Command::Rules(RulesCommand::Check { module, limits }) => {
             let limits = load_limits(limits.as_deref())?;
             let bytes = read(&module)?;

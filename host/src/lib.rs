@@ -3,9 +3,15 @@
 //! (`src/main.rs`) only parses arguments and calls into this library, so tests and benches
 //! drive exactly the code users run.
 
+pub mod api;
 pub mod cli;
 pub mod limits;
+pub mod metrics;
+pub mod openapi;
 pub mod runtime;
+pub mod serve;
+pub mod service;
+pub mod store;
 
 pub use limits::Limits;
 pub use runtime::{

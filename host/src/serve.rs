@@ -1,0 +1,106 @@
+//! `switchboard serve`: binds the listener, opens the data directory and runs the API until
+//! SIGTERM or Ctrl-C, then stops accepting, finishes in-flight requests (each already waits
+//! for its commit) and returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rand::Rng as _;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::service::Service;
+
+/// Settings of `switchboard serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory (the redb file and the artifact cache).
+    pub data_dir: PathBuf,
+    /// Platform admin token; generated (and printed once) when `None`.
+    pub admin_token: Option<String>,
+}
+
+/// A fresh random platform admin token.
+pub fn generate_admin_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "sbadmin_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn run(
+    service: Arc<Service>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, api::app(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// The whole `serve` command: open, bind, serve until a signal.
+pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let token = match config.admin_token {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            let t = generate_admin_token();
+            println!(
+                "platform admin token (shown once; set SWITCHBOARD_ADMIN_TOKEN to keep one): {t}"
+            );
+            t
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let service =
+            tokio::task::spawn_blocking(move || Service::open(&data_dir, &token)).await??;
+        let listener = TcpListener::bind(config.listen).await?;
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            data_dir = %config.data_dir.display(),
+            "switchboard serving"
+        );
+        run(Arc::new(service), listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,278 @@
+//! Durable state in one embedded redb file, written through a single writer thread that
+//! batches concurrent writes into one transaction (group commit): every caller is answered
+//! only after the commit that holds its write is on disk, and one fsync serves the whole
+//! batch, so durability does not cap throughput at one fsync per ticket.
+//!
+//! Records are JSON in `&str → &[u8]` tables: easy to inspect, and the schema evolves with
+//! serde defaults instead of migrations.
+
+pub mod records;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+/// Tenants by id.
+pub const TENANTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("tenants");
+/// API keys by key id.
+pub const KEYS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("keys");
+/// Rule versions by `tenant/version` (version zero-padded, so a range scan is in order).
+pub const RULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("rules");
+/// Module bytes by sha256.
+pub const MODULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("modules");
+/// Tickets by `tenant/external id`.
+pub const TICKETS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("tickets");
+/// Audit entries by `tenant/sequence` (zero-padded).
+pub const AUDIT: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("audit");
+
+/// Most writes folded into one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+/// A storage failure. Callers answer 500 without the details; the details are logged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// redb failed.
+    #[error("storage: {0}")]
+    Redb(#[from] redb::Error),
+    /// A stored record does not parse.
+    #[error("corrupt record {key}: {error}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// The parse error.
+        error: String,
+    },
+    /// The writer thread is gone (the store is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Redb(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The key of a record that belongs to a tenant.
+pub fn tenant_key(tenant: &str, id: &str) -> String {
+    format!("{tenant}/{id}")
+}
+
+/// The key of a numbered tenant record (rule version, audit sequence), ordered by number.
+pub fn seq_key(tenant: &str, n: u64) -> String {
+    format!("{tenant}/{n:020}")
+}
+
+/// The key range of one tenant's records: `tenant/` up to (not including) `tenant0`.
+pub fn tenant_range(tenant: &str) -> (String, String) {
+    (format!("{tenant}/"), format!("{tenant}0"))
+}
+
+/// Serializes a record.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialize")
+}
+
+/// Parses a record.
+pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+/// Reads one record from `table` in `txn`.
+pub fn get<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<'static, &str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let table = match txn.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match table.get(key)? {
+        Some(v) => decode(key, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads every record of one tenant from `table`, in key order.
+pub fn scan<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<'static, &str, &[u8]>,
+    tenant: &str,
+) -> Result<Vec<T>, StoreError> {
+    let table = match txn.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let (from, to) = tenant_range(tenant);
+    let mut out = Vec::new();
+    for entry in table.range(from.as_str()..to.as_str())? {
+        let (k, v) = entry?;
+        out.push(decode(k.value(), v.value())?);
+    }
+    Ok(out)
+}
+
+/// Reads one record inside a write transaction.
+pub fn get_in<T: DeserializeOwned>(
+    txn: &WriteTransaction,
+    table: TableDefinition<'static, &str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    use redb::ReadableTable;
+    let table = txn.open_table(table)?;
+    match table.get(key)? {
+        Some(v) => decode(key, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Writes one record inside a write transaction.
+pub fn put_in<T: Serialize>(
+    txn: &WriteTransaction,
+    table: TableDefinition<'static, &str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(table)?;
+    table.insert(key, encode(value).as_slice())?;
+    Ok(())
+}
+
+/// What a queued write does after its transaction commits (or fails).
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A queued write: applies itself to the batch's transaction (`None` when no transaction
+/// could be started) and says whether that worked.
+type Job = Box<dyn FnOnce(Option<&WriteTransaction>) -> (bool, Completion) + Send>;
+
+/// The database and its group-commit writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Database>,
+    writer: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, creates the tables, and starts the writer.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = std::sync::Arc::new(Database::create(path)?);
+        let txn = db.begin_write()?;
+        for table in [TENANTS, KEYS, RULES, MODULES, TICKETS, AUDIT] {
+            txn.open_table(table)?;
+        }
+        txn.commit()?;
+        let (writer, jobs) = mpsc::channel::<Job>();
+        let writer_db = db.clone();
+        thread::Builder::new()
+            .name("switchboard-writer".into())
+            .spawn(move || write_loop(&writer_db, &jobs))
+            .map_err(|e| StoreError::Redb(redb::StorageError::from(e).into()))?;
+        Ok(Store { db, writer })
+    }
+
+    /// A consistent snapshot for reading.
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Runs `op` in the next group-commit transaction and returns its result once that
+    /// transaction is durably committed. `op` must check before it writes: an `Err` from it
+    /// aborts the whole batch (every write in it fails), so domain refusals belong in `R`.
+    pub async fn write<R, F>(&self, op: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let job: Job = Box::new(move |txn| {
+            let result = match txn {
+                Some(txn) => op(txn),
+                None => Err(StoreError::Closed),
+            };
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit| {
+                let outcome = match commit {
+                    Ok(()) => result,
+                    Err(message) => Err(result.err().unwrap_or(StoreError::Corrupt {
+                        key: "(batch)".into(),
+                        error: message,
+                    })),
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, done)
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                for job in batch {
+                    let (_, done) = job(None);
+                    done(Err(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let mut completions = Vec::with_capacity(batch.len());
+        let mut all_ok = true;
+        for job in batch {
+            let (ok, done) = job(Some(&txn));
+            all_ok &= ok;
+            completions.push(done);
+        }
+        let commit = if all_ok {
+            txn.commit().map_err(|e| e.to_string())
+        } else {
+            let _ = txn.abort();
+            Err("a write in the same batch failed; nothing in it was stored".to_owned())
+        };
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "group commit failed");
+        }
+        for done in completions {
+            done(commit.clone());
+        }
+    }
+}

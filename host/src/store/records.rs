@@ -1,0 +1,222 @@
+//! The records the service stores. Every field added later gets a serde default, so files
+//! written by an older build keep loading.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use switchboard_rules::{CalendarSpec, Decision, SlaClocks, Ticket};
+
+use crate::limits::Limits;
+
+/// What a key may do on one tenant. Ordered: each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// Create tickets and post events (and read).
+    Intake,
+    /// MSP engineer: upload and test rules, tickets, events, read.
+    Operator,
+    /// Internal IT: approve and activate rules; calendars, config, settings, keys, audit.
+    Admin,
+}
+
+/// Tenant settings (`PUT …/settings`); every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The decision applied when the rule fails or no rule is active; `None` uses the
+    /// built-in fallback (queue `triage`, MSP tier 1, priority from impact × urgency, SLA
+    /// targets by priority on `24x7`).
+    pub fallback: Option<Decision>,
+    /// Statuses in which SLA clocks pause.
+    pub paused_statuses: Vec<String>,
+    /// Sandbox limits for this tenant's rules.
+    pub limits: Limits,
+    /// Four-eyes approval: the uploader of a version may not approve it, and only approved
+    /// versions may be activated.
+    pub four_eyes: bool,
+    /// A running clock is "at risk" from this percentage of its target on (1–100).
+    pub at_risk_percent: u8,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            fallback: None,
+            paused_statuses: vec!["pending_customer".into(), "pending_vendor".into()],
+            limits: Limits::default(),
+            four_eyes: true,
+            at_risk_percent: 75,
+        }
+    }
+}
+
+/// A tenant and everything its admins configure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// Tenant id (URL-safe).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Settings.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Key/value config handed to rules.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Calendars by id (`24x7` is built in and not stored).
+    #[serde(default)]
+    pub calendars: BTreeMap<String, CalendarSpec>,
+    /// The active rule version.
+    #[serde(default)]
+    pub active: Option<u32>,
+    /// Versions active before, oldest first (the rollback stack).
+    #[serde(default)]
+    pub history: Vec<u32>,
+    /// The last rule version number given out.
+    #[serde(default)]
+    pub last_version: u32,
+    /// The last audit sequence number given out.
+    #[serde(default)]
+    pub last_audit: u64,
+    /// Bumped on every change, so caches keep the newest.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// An API key. The secret is never stored, only its sha256.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Public key id (the part of the key before the dot).
+    pub id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// Hex sha256 of the secret part.
+    pub secret_sha256: String,
+    /// Role per tenant.
+    pub grants: BTreeMap<String, Role>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Bumped on every change.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// Where a rule version is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatus {
+    /// Uploaded; with four-eyes on it waits for another admin's approval.
+    Uploaded,
+    /// Approved by an admin other than the uploader.
+    Approved,
+    /// The version that routes tickets now.
+    Active,
+    /// Was active; kept for rollback.
+    Retired,
+}
+
+/// One uploaded rule version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleRecord {
+    /// Version number, from 1.
+    pub version: u32,
+    /// Hex sha256 of the module.
+    pub sha256: String,
+    /// Module size in bytes.
+    pub size: usize,
+    /// Contract version it implements.
+    pub contract: String,
+    /// Lifecycle status.
+    pub status: RuleStatus,
+    /// Key id that uploaded it.
+    pub uploaded_by: String,
+    /// Upload time.
+    pub uploaded_at: Timestamp,
+    /// Key id that approved it.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    /// Approval time.
+    #[serde(default)]
+    pub approved_at: Option<Timestamp>,
+    /// Last activation time.
+    #[serde(default)]
+    pub activated_at: Option<Timestamp>,
+}
+
+/// How a ticket's decision came about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleOutcome {
+    /// Rule version evaluated (`None`: no active rule).
+    pub version: Option<u32>,
+    /// Fuel used.
+    pub fuel: u64,
+    /// Whether the fallback decision applies.
+    pub fallback: bool,
+    /// Why the rule failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RuleFailure>,
+}
+
+/// A rule failure as stored on the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleFailure {
+    /// Stable kind (`fuel_exhausted`, `rule_error`, …).
+    pub kind: String,
+    /// What happened, with tenant, version, ticket and the numbers.
+    pub message: String,
+}
+
+/// One event applied to a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who posted it (key id).
+    pub by: String,
+    /// Details (new status, new priority, changed fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A ticket with its routing and SLA clocks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketRecord {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// The decision in force.
+    pub decision: Decision,
+    /// How the decision was made.
+    pub rule: RuleOutcome,
+    /// SLA clocks.
+    pub sla: SlaClocks,
+    /// Events applied, oldest first.
+    #[serde(default)]
+    pub events: Vec<EventRecord>,
+}
+
+/// One administrative action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number within the tenant, from 1.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// Who: key id (`platform-admin` for the platform token).
+    pub key_id: String,
+    /// What, e.g. `rule.approve`.
+    pub action: String,
+    /// On what, e.g. `rules/3`.
+    pub target: String,
+    /// Module sha256, for rule actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
