@@ -24,6 +24,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::Instrument;
 
+pub(crate) use admin::{DeadlineRequest, NewKey, NewTenant};
+pub(crate) use rules::TestRequest;
+pub(crate) use tickets::{EventInput, TicketChanges};
+
 use crate::service::{Principal, Service, TenantView};
 use crate::store::StoreError;
 use crate::store::records::Role;
@@ -76,6 +80,13 @@ pub fn app(service: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
         .route_layer(middleware::from_fn_with_state(service.clone(), observe))
         .with_state(service)
@@ -89,7 +100,15 @@ async fn observe(State(service): State<AppState>, request: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!("request", %method, %route, path = %request.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %route,
+        path = %request.uri().path(),
+        tenant = tracing::field::Empty,
+        ticket = tracing::field::Empty,
+        rule_version = tracing::field::Empty,
+    );
     let response =
         match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request).instrument(span.clone()))
             .await
@@ -125,6 +144,10 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Answer with `Connection: close`: the error was found before the request body was
+    /// read, so the connection cannot be reused (hyper closes it rather than read a body
+    /// nobody wants); saying so lets keep-alive clients retire it instead of failing on it.
+    close: bool,
 }
 
 impl ApiError {
@@ -134,7 +157,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            close: false,
         }
+    }
+
+    /// Marks the error as found before the body was read (see the `close` field).
+    fn before_body(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// 400 with a code.
@@ -176,7 +206,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.close {
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -225,6 +262,46 @@ fn too_large_or(text: String) -> ApiError {
     }
 }
 
+/// Path parameters whose rejections (e.g. a version that is not a number) answer with the
+/// API's error body.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(rejection) => {
+                Err(ApiError::bad_request("invalid_path", rejection.body_text()).before_body())
+            }
+        }
+    }
+}
+
+/// Most a client-supplied instant (`created_at`, an event's `at`) may be ahead of the
+/// server's clock: within it the instant counts as "now" (clock skew), beyond it the request
+/// is refused, because a future instant would make every later event look out of order.
+pub const MAX_CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+
+/// `at` (default `now`), refusing instants beyond the allowed clock skew.
+pub fn instant_at_most_now(
+    at: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+    field: &str,
+) -> Result<jiff::Timestamp, ApiError> {
+    match at {
+        None => Ok(now),
+        Some(at) if at <= now => Ok(at),
+        Some(at) if at.duration_since(now) <= MAX_CLOCK_SKEW => Ok(now),
+        Some(at) => Err(ApiError::invalid(
+            "future_instant",
+            format!("`{field}` {at} is in the future (the server's clock reads {now})"),
+        )),
+    }
+}
+
 /// The authenticated caller (`Authorization: Bearer <key>`).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
@@ -233,7 +310,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, service: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let unauthorized =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m).before_body();
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -258,6 +336,7 @@ pub fn require(
     tenant: &str,
     min: Role,
 ) -> Result<Arc<TenantView>, ApiError> {
+    tracing::Span::current().record("tenant", tenant);
     let not_found = || ApiError::not_found(format!("no tenant {tenant:?}"));
     let role = caller.0.role_on(tenant).ok_or_else(not_found)?;
     let view = service.tenant(tenant).ok_or_else(not_found)?;

@@ -54,7 +54,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with `clocks` (SLA clocks by state) as a gauge.
-    pub fn render(&self, clocks: &BTreeMap<String, u64>) -> String {
+    pub fn render(
+        &self,
+        clocks: &BTreeMap<String, u64>,
+        store: &crate::store::WriterStats,
+    ) -> String {
         let mut out = String::new();
         let head = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -138,6 +142,28 @@ impl Metrics {
             out,
             "switchboard_fallbacks_total {}",
             self.fallbacks.load(Ordering::Relaxed)
+        );
+        head(
+            &mut out,
+            "switchboard_store_commits_total",
+            "counter",
+            "Durable (fsynced) group commits.",
+        );
+        let _ = writeln!(
+            out,
+            "switchboard_store_commits_total {}",
+            store.commits.load(Ordering::Relaxed)
+        );
+        head(
+            &mut out,
+            "switchboard_store_writes_total",
+            "counter",
+            "Writes carried by those commits.",
+        );
+        let _ = writeln!(
+            out,
+            "switchboard_store_writes_total {}",
+            store.writes.load(Ordering::Relaxed)
         );
         head(
             &mut out,

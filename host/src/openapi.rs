@@ -8,7 +8,8 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Required,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
+    Required,
 };
 
 /// One route: method, path, who may call it, what it does, and its body type.
@@ -21,8 +22,8 @@ pub struct Route {
     pub who: &'static str,
     /// What it does.
     pub summary: &'static str,
-    /// Request body media type, if any.
-    pub body: Option<&'static str>,
+    /// Request body media type and schema name, if any.
+    pub body: Option<(&'static str, Option<&'static str>)>,
 }
 
 macro_rules! routes {
@@ -32,7 +33,10 @@ macro_rules! routes {
     };
 }
 
-const JSON: Option<&str> = Some("application/json");
+const fn json(schema: &'static str) -> Option<(&'static str, Option<&'static str>)> {
+    Some(("application/json", Some(schema)))
+}
+const OBJECT: Option<(&str, Option<&str>)> = Some(("application/json", None));
 
 routes![
     (
@@ -40,14 +44,14 @@ routes![
         "/v1/tenants",
         "platform admin",
         "Create a tenant `{id, name}`; answers `{id, admin_key}` (shown once).",
-        JSON
+        json("NewTenant")
     ),
     (
         "POST",
         "/v1/tenants/{tenant}/keys",
         "admin",
         "Create a key `{name, role}` (or grant an existing `{key_id, role}`); answers `{id, key, role}`.",
-        JSON
+        json("NewKey")
     ),
     (
         "GET",
@@ -68,7 +72,7 @@ routes![
         "/v1/tenants/{tenant}/settings",
         "admin",
         "Fallback decision, paused statuses, limits, four-eyes approval, at-risk threshold.",
-        JSON
+        json("Settings")
     ),
     (
         "GET",
@@ -82,7 +86,7 @@ routes![
         "/v1/tenants/{tenant}/config",
         "admin",
         "Replace the string map handed to rules via `config(key)`.",
-        JSON
+        OBJECT
     ),
     (
         "GET",
@@ -103,7 +107,7 @@ routes![
         "/v1/tenants/{tenant}/calendars/{id}",
         "admin",
         "Create or replace a calendar `{timezone, hours, holidays}`.",
-        JSON
+        json("CalendarSpec")
     ),
     (
         "GET",
@@ -117,14 +121,14 @@ routes![
         "/v1/tenants/{tenant}/calendars/{id}/deadline",
         "any role",
         "`{start, minutes}` → `{due}` in business time.",
-        JSON
+        json("DeadlineRequest")
     ),
     (
         "POST",
         "/v1/tenants/{tenant}/rules",
         "operator, admin",
         "Upload a rule component (`application/wasm`); answers `{version, sha256, status}`.",
-        Some("application/wasm")
+        Some(("application/wasm", None))
     ),
     (
         "GET",
@@ -138,7 +142,7 @@ routes![
         "/v1/tenants/{tenant}/rules/{version}/test",
         "operator, admin",
         "Dry run on `{tickets: [...]}`: decision or error, fuel, log per ticket; nothing stored.",
-        JSON
+        json("TestRequest")
     ),
     (
         "POST",
@@ -166,7 +170,7 @@ routes![
         "/v1/tenants/{tenant}/tickets",
         "intake, operator, admin",
         "Create a ticket (idempotent on `id`): routed, SLA clocks started, durably stored.",
-        JSON
+        json("TicketInput")
     ),
     (
         "GET",
@@ -187,7 +191,7 @@ routes![
         "/v1/tenants/{tenant}/tickets/{id}/events",
         "intake, operator, admin",
         "`{type: responded|status|priority|resolved|reopened|updated, …, at?}`.",
-        JSON
+        json("EventInput")
     ),
     (
         "GET",
@@ -244,10 +248,14 @@ pub fn document() -> OpenApi {
                     .required(Required::True),
             );
         }
-        if let Some(media) = route.body {
+        if let Some((media, schema)) = route.body {
+            let mut content = ContentBuilder::new();
+            if let Some(name) = schema {
+                content = content.schema(Some(Ref::from_schema_name(name)));
+            }
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
-                    .content(media, ContentBuilder::new().build())
+                    .content(media, content.build())
                     .required(Some(Required::True))
                     .build(),
             ));
@@ -264,6 +272,25 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(
             ComponentsBuilder::new()
+                .schema_from::<switchboard_rules::TicketInput>()
+                .schema_from::<switchboard_rules::Requester>()
+                .schema_from::<switchboard_rules::Priority>()
+                .schema_from::<switchboard_rules::Party>()
+                .schema_from::<switchboard_rules::Metric>()
+                .schema_from::<switchboard_rules::Decision>()
+                .schema_from::<switchboard_rules::SlaTarget>()
+                .schema_from::<switchboard_rules::Escalation>()
+                .schema_from::<switchboard_rules::EscalationTrigger>()
+                .schema_from::<switchboard_rules::CalendarSpec>()
+                .schema_from::<crate::store::records::Settings>()
+                .schema_from::<crate::store::records::Role>()
+                .schema_from::<crate::limits::Limits>()
+                .schema_from::<crate::api::NewTenant>()
+                .schema_from::<crate::api::NewKey>()
+                .schema_from::<crate::api::DeadlineRequest>()
+                .schema_from::<crate::api::TestRequest>()
+                .schema_from::<crate::api::EventInput>()
+                .schema_from::<crate::api::TicketChanges>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

@@ -9,6 +9,7 @@
 pub mod records;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -161,17 +162,61 @@ pub fn put_in<T: Serialize>(
     Ok(())
 }
 
+/// Writes an already encoded record inside a write transaction (encode outside the writer
+/// thread: it serves every request, so it should only copy bytes into the tree).
+pub fn put_raw_in(
+    txn: &WriteTransaction,
+    table: TableDefinition<'static, &str, &[u8]>,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(table)?;
+    table.insert(key, bytes)?;
+    Ok(())
+}
+
 /// What a queued write does after its transaction commits (or fails).
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A queued write: applies itself to the batch's transaction (`None` when no transaction
 /// could be started) and says whether that worked.
 type Job = Box<dyn FnOnce(Option<&WriteTransaction>) -> (bool, Completion) + Send>;
 
-/// The database and its group-commit writer. Cheap to clone.
+/// Counts of the group-commit writer, for metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Writes carried by those transactions.
+    pub writes: AtomicU64,
+}
+
+/// The database and its group-commit writer. Cheap to clone; when the last clone is dropped
+/// the writer finishes the writes already queued and the file is closed (so the same data
+/// directory can be opened again at once).
 #[derive(Clone)]
 pub struct Store {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
     db: std::sync::Arc<Database>,
-    writer: mpsc::Sender<Job>,
+    writer: Option<mpsc::Sender<Job>>,
+    thread: Option<thread::JoinHandle<()>>,
+    stats: std::sync::Arc<WriterStats>,
+    /// Dropped last, after the writer is joined and the database closed: its receivers learn
+    /// that the file is free.
+    closed: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop after the queued jobs; joining it drops
+        // the writer's handle on the database before ours goes.
+        drop(self.writer.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -191,16 +236,38 @@ impl Store {
         txn.commit()?;
         let (writer, jobs) = mpsc::channel::<Job>();
         let writer_db = db.clone();
-        thread::Builder::new()
+        let stats = std::sync::Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
+        let thread = thread::Builder::new()
             .name("switchboard-writer".into())
-            .spawn(move || write_loop(&writer_db, &jobs))
+            .spawn(move || write_loop(&writer_db, &jobs, &writer_stats))
             .map_err(|e| StoreError::Redb(redb::StorageError::from(e).into()))?;
-        Ok(Store { db, writer })
+        Ok(Store {
+            inner: std::sync::Arc::new(Inner {
+                db,
+                writer: Some(writer),
+                thread: Some(thread),
+                stats,
+                closed: tokio::sync::watch::Sender::new(()),
+            }),
+        })
+    }
+
+    /// Resolves once every clone of this store is dropped, the writer has finished and the
+    /// database file is closed (so it can be opened again).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closed.subscribe();
+        async move { while rx.changed().await.is_ok() {} }
+    }
+
+    /// Commits and writes so far.
+    pub fn stats(&self) -> &WriterStats {
+        &self.inner.stats
     }
 
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.inner.db.begin_read()?)
     }
 
     /// Runs `op` in the next group-commit transaction and returns its result once that
@@ -230,12 +297,13 @@ impl Store {
             });
             (ok, done)
         });
-        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        let writer = self.inner.writer.as_ref().ok_or(StoreError::Closed)?;
+        writer.send(job).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -268,8 +336,14 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
             let _ = txn.abort();
             Err("a write in the same batch failed; nothing in it was stored".to_owned())
         };
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "group commit failed");
+        match &commit {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .writes
+                    .fetch_add(completions.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "group commit failed"),
         }
         for done in completions {
             done(commit.clone());

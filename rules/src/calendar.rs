@@ -50,7 +50,7 @@ pub const MAX_WINDOWS_PER_DAY: usize = 24;
 pub const MAX_HOLIDAYS: usize = 1000;
 
 /// A calendar as a tenant admin writes it (the SPEC's JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarSpec {
     /// IANA time zone, e.g. `Europe/Berlin`.

@@ -20,7 +20,7 @@ pub const MAX_REASON_LEN: usize = 4096;
 pub const MAX_TARGET_MINUTES: u32 = 525_600;
 
 /// Who works a ticket in a co-managed desk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     /// The managed service provider that runs the desk.
@@ -32,7 +32,19 @@ pub enum Party {
 }
 
 /// Ticket priority, `p1` the most urgent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Critical.
@@ -58,7 +70,19 @@ impl Priority {
 }
 
 /// The SLA metric a target or escalation applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Creation to first agent response.
@@ -81,7 +105,9 @@ impl Metric {
 }
 
 /// Severity of a rule log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     /// Very detailed tracing.
@@ -97,7 +123,7 @@ pub enum LogLevel {
 }
 
 /// The person who raised a ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Requester {
     /// Email address.
@@ -113,7 +139,7 @@ pub struct Requester {
 
 /// A ticket as submitted by a desk (the SPEC's ticket JSON): `id` is required, everything else
 /// has a documented default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketInput {
     /// External id, unique per tenant (1–256 characters).
@@ -156,6 +182,7 @@ pub struct TicketInput {
     pub fields: BTreeMap<String, String>,
     /// Creation time; default "now" (may be in the past for imported tickets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub created_at: Option<Timestamp>,
 }
 
@@ -208,7 +235,7 @@ impl TicketInput {
 }
 
 /// A ticket as the host knows it (the WIT `ticket` record).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     /// External id.
     pub id: String,
@@ -241,8 +268,10 @@ pub struct Ticket {
     /// Custom fields.
     pub fields: BTreeMap<String, String>,
     /// Creation time.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Last change.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// Current queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,7 +282,7 @@ pub struct Ticket {
 }
 
 /// One changed attribute in an `updated` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     /// Attribute name.
     pub field: String,
@@ -264,7 +293,7 @@ pub struct Change {
 }
 
 /// What happened to the ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "changes", rename_all = "snake_case")]
 pub enum EventKind {
     /// Just created.
@@ -274,13 +303,14 @@ pub enum EventKind {
 }
 
 /// The input of one evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketEvent {
     /// What happened.
     pub kind: EventKind,
     /// The ticket after the event.
     pub ticket: Ticket,
     /// When it happened; the sandbox clocks read this instant.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
@@ -296,7 +326,7 @@ impl TicketEvent {
 }
 
 /// A service-level target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlaTarget {
     /// Which clock.
@@ -308,7 +338,7 @@ pub struct SlaTarget {
 }
 
 /// When an escalation fires, relative to its metric's target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum EscalationTrigger {
     /// When this percentage (1–100) of the target has elapsed.
@@ -320,7 +350,7 @@ pub enum EscalationTrigger {
 }
 
 /// One step of an escalation plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
     /// Metric whose clock drives it.
@@ -334,7 +364,7 @@ pub struct Escalation {
 }
 
 /// A routing decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// Queue name.
@@ -472,7 +502,7 @@ impl Decision {
 }
 
 /// An error a rule reports on purpose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleError {
     /// Machine-readable code.
     pub code: String,

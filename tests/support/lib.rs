@@ -90,3 +90,5 @@ pub fn ticket(json: serde_json::Value) -> Ticket {
 pub fn created(json: serde_json::Value) -> TicketEvent {
     TicketEvent::created(ticket(json))
 }
+
+pub mod server;

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_rules::{ALWAYS_OPEN, Calendar, CalendarSpec};
 
-use super::{ApiError, ApiJson, AppState, Caller, created, ok, require, role_name};
+use super::{ApiError, ApiJson, ApiPath, AppState, Caller, created, ok, require, role_name};
 use crate::service::{Principal, audit, new_key};
 use crate::store::records::{AuditEntry, KeyRecord, Role, Settings, TenantRecord};
 use crate::store::{self, StoreError};
@@ -26,7 +26,8 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/tenants` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTenant {
     id: String,
@@ -125,7 +126,8 @@ pub(crate) async fn create_tenant(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST …/keys` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKey {
     /// Name of a new key (omit with `key_id`).
@@ -147,7 +149,7 @@ struct KeyView {
 pub(crate) async fn create_key(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
@@ -267,7 +269,7 @@ pub(crate) async fn write_with_tenant<R: Send + 'static>(
 pub(crate) async fn list_keys(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
     let txn = service.store.read()?;
@@ -293,7 +295,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn revoke_key(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, key_id)): Path<(String, String)>,
+    ApiPath((t, key_id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
     let who = caller.0.id().to_owned();
@@ -333,7 +335,7 @@ pub(crate) async fn revoke_key(
 pub(crate) async fn put_settings(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
     ApiJson(settings): ApiJson<Settings>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Admin)?;
@@ -371,7 +373,7 @@ pub(crate) async fn put_settings(
 pub(crate) async fn get_settings(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;
     Ok(ok(&view.record.settings))
@@ -386,7 +388,7 @@ const MAX_CONFIG_VALUE: usize = 64 << 10;
 pub(crate) async fn put_config(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
     ApiJson(config): ApiJson<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
@@ -426,7 +428,7 @@ pub(crate) async fn put_config(
 pub(crate) async fn get_config(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Admin)?;
     Ok(ok(&view.record.config))
@@ -436,7 +438,7 @@ pub(crate) async fn get_config(
 pub(crate) async fn put_calendar(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
     ApiJson(spec): ApiJson<CalendarSpec>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
@@ -479,7 +481,7 @@ pub(crate) async fn put_calendar(
 pub(crate) async fn get_calendar(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;
     if id == ALWAYS_OPEN {
@@ -497,16 +499,18 @@ pub(crate) async fn get_calendar(
 pub(crate) async fn list_calendars(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;
     let ids: Vec<&str> = view.calendars.ids().collect();
     Ok(ok(json!({"calendars": ids})))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST …/calendars/{id}/deadline` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeadlineRequest {
+    #[schema(value_type = String, format = DateTime)]
     start: Timestamp,
     minutes: u32,
 }
@@ -515,7 +519,7 @@ pub(crate) struct DeadlineRequest {
 pub(crate) async fn deadline(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<DeadlineRequest>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;
@@ -535,7 +539,7 @@ pub(crate) async fn deadline(
 pub(crate) async fn audit_log(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
     let txn = service.store.read()?;

@@ -63,7 +63,7 @@ pub(crate) async fn metrics(State(service): State<AppState>) -> Result<Response,
         })
         .await
         .map_err(|e| ApiError::internal(&e))??;
-    let body = service.metrics.render(&clocks);
+    let body = service.metrics.render(&clocks, service.store.stats());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 

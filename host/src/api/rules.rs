@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use jiff::Timestamp;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use switchboard_rules::{TicketEvent, TicketInput};
 
 use super::admin::write_with_tenant as with_tenant;
-use super::{ApiError, ApiJson, AppState, Caller, created, ok, require};
+use super::{ApiError, ApiJson, ApiPath, AppState, Caller, created, ok, require};
 use crate::runtime::EvalContext;
 use crate::service::audit;
 use crate::store::records::{Role, RuleRecord, RuleStatus, TenantRecord};
@@ -32,7 +32,7 @@ fn rule_key(t: &str, version: u32) -> String {
 pub(crate) async fn upload(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -122,7 +122,7 @@ pub(crate) async fn upload(
 pub(crate) async fn list(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;
     let txn = service.store.read()?;
@@ -167,7 +167,7 @@ async fn lifecycle_step(
 pub(crate) async fn approve(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, version)): Path<(String, u32)>,
+    ApiPath((t, version)): ApiPath<(String, u32)>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
     let who = caller.0.id().to_owned();
@@ -242,7 +242,7 @@ fn make_active(
 pub(crate) async fn activate(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, version)): Path<(String, u32)>,
+    ApiPath((t, version)): ApiPath<(String, u32)>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Admin)?;
     // Compile (or fetch) the module before committing, so an activated version always runs.
@@ -279,7 +279,7 @@ pub(crate) async fn activate(
 pub(crate) async fn rollback(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
     let who = caller.0.id().to_owned();
@@ -314,9 +314,11 @@ pub(crate) async fn rollback(
     Ok(ok(record))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST …/rules/{v}/test` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TestRequest {
+    #[schema(value_type = Vec<TicketInput>)]
     tickets: Vec<Value>,
 }
 
@@ -324,7 +326,7 @@ pub(crate) struct TestRequest {
 pub(crate) async fn test(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, version)): Path<(String, u32)>,
+    ApiPath((t, version)): ApiPath<(String, u32)>,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Operator)?;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use switchboard_rules::{
     TicketEvent, TicketInput,
 };
 
-use super::{ApiError, ApiJson, AppState, Caller, created, ok, require};
+use super::{ApiError, ApiJson, ApiPath, AppState, Caller, created, ok, require};
 use crate::runtime::EvalContext;
 use crate::service::{Service, TenantView};
 use crate::store::records::{EventRecord, Role, RuleFailure, RuleOutcome, TicketRecord};
@@ -65,6 +65,7 @@ async fn route(
         Some(d) if d.validate(|id| view.calendars.contains(id)).is_ok() => d.clone(),
         _ => builtin_fallback(ticket),
     };
+    tracing::Span::current().record("ticket", event.ticket.id.as_str());
     let Some((version, module)) = view.active.clone() else {
         service.metrics.fallback();
         let outcome = RuleOutcome {
@@ -75,6 +76,7 @@ async fn route(
         };
         return (fallback(&event.ticket), outcome);
     };
+    tracing::Span::current().record("rule_version", version);
     let ctx = EvalContext {
         tenant: view.record.id.clone(),
         version: version.to_string(),
@@ -178,11 +180,17 @@ fn summary(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Value {
 pub(crate) async fn create(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
     ApiJson(input): ApiJson<TicketInput>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Intake)?;
     let now = Timestamp::now();
+    let mut input = input;
+    input.created_at = Some(super::instant_at_most_now(
+        input.created_at,
+        now,
+        "created_at",
+    )?);
     let mut ticket = input
         .into_ticket(now)
         .map_err(|e| ApiError::invalid("invalid_ticket", e.to_string()))?;
@@ -226,7 +234,7 @@ pub(crate) async fn create(
 pub(crate) async fn read(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;
     let txn = service.store.read()?;
@@ -269,7 +277,7 @@ fn full_view(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Value 
 }
 
 /// Ticket fields an `updated` event may change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TicketChanges {
     subject: Option<String>,
@@ -283,39 +291,45 @@ pub(crate) struct TicketChanges {
 }
 
 /// `POST …/tickets/{id}/events` body.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum EventInput {
     /// An agent responded: meets first/next response.
     Responded {
+        #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
         at: Option<Timestamp>,
     },
     /// The status changed (a paused status pauses the clocks).
     Status {
         status: String,
+        #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
         at: Option<Timestamp>,
     },
     /// The priority changed: the rule is re-run and the targets recomputed retroactively.
     Priority {
         priority: Priority,
+        #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
         at: Option<Timestamp>,
     },
     /// Resolved: stops resolution (and open response clocks).
     Resolved {
+        #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
         at: Option<Timestamp>,
     },
     /// Reopened: resolution restarts.
     Reopened {
+        #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
         at: Option<Timestamp>,
     },
     /// Ticket fields changed, or the requester replied (`from_requester`, which starts
     /// `next_response`): the rule is re-run when routing fields changed.
     Updated {
+        #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
         at: Option<Timestamp>,
         #[serde(default)]
@@ -396,7 +410,7 @@ const EVENT_RETRIES: usize = 5;
 pub(crate) async fn event(
     State(service): State<AppState>,
     caller: Caller,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Intake)?;
@@ -448,17 +462,18 @@ async fn apply_event(
     by: &str,
 ) -> Result<TicketRecord, ApiError> {
     let now = Timestamp::now();
+    let when = |at: Option<Timestamp>| super::instant_at_most_now(at, now, "at");
     let paused = &view.record.settings.paused_statuses;
     let sla_err =
         |e: switchboard_rules::SlaError| ApiError::conflict("out_of_order", e.to_string());
     let (kind, at, detail, reroute) = match input {
         EventInput::Responded { at } => {
-            let at = at.unwrap_or(now);
+            let at = when(at)?;
             record.sla.respond(at).map_err(sla_err)?;
             ("responded", at, None, None)
         }
         EventInput::Status { status, at } => {
-            let at = at.unwrap_or(now);
+            let at = when(at)?;
             if status.is_empty() || status.len() > 64 {
                 return Err(ApiError::invalid(
                     "invalid_event",
@@ -473,7 +488,7 @@ async fn apply_event(
             ("status", at, Some(json!({"status": status})), None)
         }
         EventInput::Priority { priority, at } => {
-            let at = at.unwrap_or(now);
+            let at = when(at)?;
             let old = record.ticket.priority.map(|p| p.as_str().to_owned());
             record.ticket.priority = Some(priority);
             let change = Change {
@@ -489,13 +504,13 @@ async fn apply_event(
             )
         }
         EventInput::Resolved { at } => {
-            let at = at.unwrap_or(now);
+            let at = when(at)?;
             record.sla.resolve(at).map_err(sla_err)?;
             record.ticket.status = "resolved".into();
             ("resolved", at, None, None)
         }
         EventInput::Reopened { at } => {
-            let at = at.unwrap_or(now);
+            let at = when(at)?;
             record.sla.reopen(at).map_err(sla_err)?;
             record.ticket.status = "open".into();
             ("reopened", at, None, None)
@@ -505,7 +520,7 @@ async fn apply_event(
             from_requester,
             changes,
         } => {
-            let at = at.unwrap_or(now);
+            let at = when(at)?;
             let listed = apply_changes(&mut record.ticket, changes)?;
             if from_requester {
                 record.sla.requester_replied(at).map_err(sla_err)?;
@@ -552,7 +567,7 @@ pub(crate) struct BoardQuery {
 pub(crate) async fn board(
     State(service): State<AppState>,
     caller: Caller,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
     query: Result<Query<BoardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let view = require(&service, &caller, &t, Role::Viewer)?;

@@ -10,7 +10,19 @@ use switchboard_rules::{CalendarSpec, Decision, SlaClocks, Ticket};
 use crate::limits::Limits;
 
 /// What a key may do on one tenant. Ordered: each role may do what the ones before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Read only.
@@ -24,7 +36,7 @@ pub enum Role {
 }
 
 /// Tenant settings (`PUT …/settings`); every field has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The decision applied when the rule fails or no rule is active; `None` uses the

@@ -1,0 +1,508 @@
+//! Who may do what: every tenant route against every role (allowed answers 2xx, refused
+//! answers 403), the platform admin and tenant keys kept to their own routes, missing or
+//! unknown bearers (401), and tenant isolation — a key of one tenant gets the same 404 on
+//! another tenant's resources as on a tenant that does not exist.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchboard_tests::guest;
+use switchboard_tests::server::{ADMIN_TOKEN, Api, Body, Reply, Team, TestServer, unique_id};
+
+/// Every tenant route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    CreateKey,
+    ListKeys,
+    RevokeKey,
+    PutSettings,
+    GetSettings,
+    PutConfig,
+    GetConfig,
+    ListCalendars,
+    PutCalendar,
+    GetCalendar,
+    Deadline,
+    Upload,
+    ListRules,
+    TestRule,
+    Approve,
+    Activate,
+    Rollback,
+    CreateTicket,
+    Board,
+    ReadTicket,
+    PostEvent,
+    Audit,
+}
+
+const VIEWER: u8 = 0;
+const INTAKE: u8 = 1;
+const OPERATOR: u8 = 2;
+const ADMIN: u8 = 3;
+
+/// Every tenant route with the least role allowed to call it (SPEC's table).
+const ROUTES: [(Route, u8); 22] = [
+    (Route::CreateKey, ADMIN),
+    (Route::ListKeys, ADMIN),
+    (Route::RevokeKey, ADMIN),
+    (Route::PutSettings, ADMIN),
+    (Route::GetSettings, VIEWER),
+    (Route::PutConfig, ADMIN),
+    (Route::GetConfig, ADMIN),
+    (Route::ListCalendars, VIEWER),
+    (Route::PutCalendar, ADMIN),
+    (Route::GetCalendar, VIEWER),
+    (Route::Deadline, VIEWER),
+    (Route::Upload, OPERATOR),
+    (Route::ListRules, VIEWER),
+    (Route::TestRule, OPERATOR),
+    (Route::Approve, ADMIN),
+    (Route::Activate, ADMIN),
+    (Route::Rollback, ADMIN),
+    (Route::CreateTicket, INTAKE),
+    (Route::Board, VIEWER),
+    (Route::ReadTicket, VIEWER),
+    (Route::PostEvent, INTAKE),
+    (Route::Audit, ADMIN),
+];
+
+/// A request: method, path, body.
+struct Req(Method, String, Body);
+
+fn berlin() -> Value {
+    json!({"timezone": "Europe/Berlin", "hours": {"mon": [["09:00", "17:00"]]}})
+}
+
+/// A tenant with two approved rule versions, a calendar and a ticket, so that every route
+/// has something to act on.
+async fn furnished(api: &Api, id: &str) -> Team {
+    let team = api.create_team(id).await;
+    for _ in 0..2 {
+        let v = api
+            .upload(id, &team.operator.key, guest("vip-and-security"))
+            .await;
+        let v = v.expect(201)["version"].as_u64().unwrap();
+        api.post_empty(&team.path(&format!("/rules/{v}/approve")), team.admin())
+            .await
+            .expect(200);
+    }
+    api.post_empty(&team.path("/rules/1/activate"), team.admin())
+        .await
+        .expect(200);
+    api.put(&team.path("/calendars/berlin"), team.admin(), berlin())
+        .await
+        .expect(200);
+    api.post(
+        &team.path("/tickets"),
+        &team.intake.key,
+        json!({"id": "T-1"}),
+    )
+    .await
+    .expect(201);
+    team
+}
+
+/// A valid request for `route` on `team`'s tenant, preparing with its admin whatever the
+/// request needs (a key to revoke, a version to approve, a version to roll back to).
+async fn request(api: &Api, team: &Team, route: Route) -> Req {
+    let p = |rest: &str| team.path(rest);
+    let admin = team.admin();
+    match route {
+        Route::CreateKey => Req(
+            Method::POST,
+            p("/keys"),
+            Body::Json(json!({"name": "extra", "role": "viewer"})),
+        ),
+        Route::ListKeys => Req(Method::GET, p("/keys"), Body::None),
+        Route::RevokeKey => {
+            let victim = api.create_key(team.id(), admin, "victim", "viewer").await;
+            Req(
+                Method::DELETE,
+                p(&format!("/keys/{}", victim.id)),
+                Body::None,
+            )
+        }
+        Route::PutSettings => Req(
+            Method::PUT,
+            p("/settings"),
+            Body::Json(json!({"four_eyes": true})),
+        ),
+        Route::GetSettings => Req(Method::GET, p("/settings"), Body::None),
+        Route::PutConfig => Req(
+            Method::PUT,
+            p("/config"),
+            Body::Json(json!({"calendar": "24x7"})),
+        ),
+        Route::GetConfig => Req(Method::GET, p("/config"), Body::None),
+        Route::ListCalendars => Req(Method::GET, p("/calendars"), Body::None),
+        Route::PutCalendar => Req(Method::PUT, p("/calendars/berlin"), Body::Json(berlin())),
+        Route::GetCalendar => Req(Method::GET, p("/calendars/berlin"), Body::None),
+        Route::Deadline => Req(
+            Method::POST,
+            p("/calendars/berlin/deadline"),
+            Body::Json(json!({"start": "2026-03-06T15:00:00Z", "minutes": 60})),
+        ),
+        Route::Upload => Req(
+            Method::POST,
+            p("/rules"),
+            Body::Raw(Some("application/wasm"), guest("vip-and-security")),
+        ),
+        Route::ListRules => Req(Method::GET, p("/rules"), Body::None),
+        Route::TestRule => Req(
+            Method::POST,
+            p("/rules/1/test"),
+            Body::Json(json!({"tickets": [{"id": "dry"}]})),
+        ),
+        Route::Approve => {
+            let up = api
+                .upload(team.id(), &team.operator.key, guest("vip-and-security"))
+                .await;
+            let v = up.expect(201)["version"].as_u64().unwrap();
+            Req(Method::POST, p(&format!("/rules/{v}/approve")), Body::None)
+        }
+        Route::Activate => Req(Method::POST, p("/rules/1/activate"), Body::None),
+        Route::Rollback => {
+            for v in [1, 2] {
+                api.post_empty(&p(&format!("/rules/{v}/activate")), admin)
+                    .await
+                    .expect(200);
+            }
+            Req(Method::POST, p("/rules/rollback"), Body::None)
+        }
+        Route::CreateTicket => Req(
+            Method::POST,
+            p("/tickets"),
+            Body::Json(json!({"id": unique_id("NEW")})),
+        ),
+        Route::Board => Req(Method::GET, p("/tickets?sla=at_risk"), Body::None),
+        Route::ReadTicket => Req(Method::GET, p("/tickets/T-1"), Body::None),
+        Route::PostEvent => Req(
+            Method::POST,
+            p("/tickets/T-1/events"),
+            Body::Json(json!({"type": "status", "status": "open"})),
+        ),
+        Route::Audit => Req(Method::GET, p("/audit"), Body::None),
+    }
+}
+
+async fn send(api: &Api, req: Req, token: Option<&str>) -> Reply {
+    let Req(method, path, body) = req;
+    api.call(method, &path, token, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_on_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = furnished(&server, "roles").await;
+    let keys = [
+        (VIEWER, "viewer", team.viewer.key.as_str()),
+        (INTAKE, "intake", team.intake.key.as_str()),
+        (OPERATOR, "operator", team.operator.key.as_str()),
+        (ADMIN, "admin", team.admin2.key.as_str()),
+    ];
+    let mut failures = Vec::new();
+    for (route, least) in ROUTES {
+        for (rank, role, key) in keys {
+            let req = request(&server, &team, route).await;
+            let (method, path) = (req.0.clone(), req.1.clone());
+            let reply = send(&server, req, Some(key)).await;
+            let allowed = rank >= least;
+            let ok = if allowed {
+                (200..300).contains(&reply.status)
+            } else {
+                reply.status == 403 && reply.error_code() == "forbidden"
+            };
+            if !ok {
+                failures.push(format!(
+                    "{route:?} as {role} ({method} {path}): expected {}, got {} {}",
+                    if allowed { "2xx" } else { "403 forbidden" },
+                    reply.status,
+                    reply.text
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Refused calls changed nothing: the refused revokes left their victims, the refused
+    // uploads left no version.
+    let keys = server.get(&team.path("/keys"), team.admin()).await;
+    let victims = keys.expect(200)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "victim")
+        .count();
+    assert_eq!(victims, 3, "viewer, intake and operator could not revoke");
+    let rules = server.get(&team.path("/rules"), team.admin()).await;
+    let uploaded_by: Vec<&str> = rules.expect(200)["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uploaded_by"].as_str().unwrap())
+        .collect();
+    // Two at setup and four for the approve route (by the operator), one each by the
+    // operator and the admin on the upload route.
+    assert_eq!(uploaded_by.len(), 8, "{uploaded_by:?}");
+    assert_eq!(
+        uploaded_by.iter().filter(|u| **u == team.admin2.id).count(),
+        1
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_token_and_tenant_keys_stay_on_their_own_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = furnished(&server, "own").await;
+
+    // Tenant keys, even admins, cannot create tenants; nothing is created.
+    for key in [team.admin(), &team.operator.key, &team.viewer.key] {
+        server
+            .post("/v1/tenants", key, json!({"id": "rogue", "name": "Rogue"}))
+            .await
+            .expect_error(403, "forbidden");
+    }
+    // The platform admin token has no role on a tenant: refused everywhere, like a stranger.
+    for (route, _) in ROUTES {
+        let req = request(&server, &team, route).await;
+        let reply = send(&server, req, Some(ADMIN_TOKEN)).await;
+        assert_eq!(reply.status, 404, "{route:?}: {}", reply.text);
+        assert_eq!(reply.error_code(), "not_found", "{route:?}");
+    }
+    // The refusals above created nothing.
+    server
+        .post(
+            "/v1/tenants",
+            ADMIN_TOKEN,
+            json!({"id": "rogue", "name": "Rogue"}),
+        )
+        .await
+        .expect(201);
+
+    // No bearer, a garbage bearer, another scheme, a known key id with a wrong secret: 401.
+    let wrong_secret = format!("sb_{}.not-the-secret", team.viewer.id);
+    let basic = "Basic dXNlcjpwYXNz";
+    for (route, _) in ROUTES {
+        for token in [None, Some("garbage"), Some(wrong_secret.as_str())] {
+            let req = request(&server, &team, route).await;
+            let reply = send(&server, req, token).await;
+            reply.expect_error(401, "unauthorized");
+        }
+        let Req(method, path, body) = request(&server, &team, route).await;
+        let reply = raw_auth(&server, method, &path, basic, body).await;
+        reply.expect_error(401, "unauthorized");
+    }
+    server
+        .call(
+            Method::POST,
+            "/v1/tenants",
+            None,
+            Body::Json(json!({"id": "anon", "name": "Anon"})),
+        )
+        .await
+        .expect_error(401, "unauthorized");
+    server.stop().await;
+}
+
+/// A request with a literal `Authorization` header.
+async fn raw_auth(api: &Api, method: Method, path: &str, authorization: &str, body: Body) -> Reply {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut req = client
+        .request(method, format!("{}{path}", api.base()))
+        .header(reqwest::header::AUTHORIZATION, authorization);
+    req = match body {
+        Body::Json(v) => req.json(&v),
+        Body::Raw(ct, bytes) => req
+            .header(reqwest::header::CONTENT_TYPE, ct.unwrap_or(""))
+            .body(bytes),
+        Body::None => req,
+    };
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = res.text().await.unwrap();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        content_type,
+        text,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenant_looks_exactly_like_no_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let a = furnished(&server, "alpha").await;
+    let b = furnished(&server, "bravo").await;
+    let audit_before = server.get(&b.path("/audit"), b.admin()).await;
+    let b_audit = audit_before.expect(200)["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    for (route, _) in ROUTES {
+        let Req(method, path, body) = request(&server, &b, route).await;
+        let on_b = server
+            .call(method.clone(), &path, Some(a.admin()), body.clone())
+            .await;
+        // A ghost: the same request on a tenant that does not exist.
+        let ghost_path = path.replacen("/v1/tenants/bravo", "/v1/tenants/ghost", 1);
+        let on_ghost = server
+            .call(method.clone(), &ghost_path, Some(a.admin()), body)
+            .await;
+        on_b.expect_error(404, "not_found");
+        on_ghost.expect_error(404, "not_found");
+        assert_eq!(
+            on_b.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("bravo", "ghost"),
+            on_ghost.body["error"]["message"],
+            "{route:?}: {method} {path}"
+        );
+    }
+    // Nothing of A's probing reached B: its audit log only has what B's admin prepared, its
+    // ticket is unchanged, its rules are as B left them.
+    let audit = server.get(&b.path("/audit"), b.admin()).await;
+    let entries = audit.expect(200)["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["key_id"] != a.tenant.admin.id.as_str()),
+        "{entries:?}"
+    );
+    assert!(entries.len() > b_audit);
+    let t1 = server.get(&b.path("/tickets/T-1"), b.admin()).await;
+    assert_eq!(t1.expect(200)["events"], json!([]));
+    // And A's own routes cannot reach into B: B's ticket id on A is just an unknown ticket.
+    server
+        .get(&a.path("/tickets/NEW-1"), a.admin())
+        .await
+        .expect_error(404, "not_found");
+    server
+        .delete(&a.path(&format!("/keys/{}", b.viewer.id)), a.admin())
+        .await
+        .expect_error(404, "not_found");
+    let b_viewer = server.get(&b.path("/rules"), &b.viewer.key).await;
+    b_viewer.expect(200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_granted_on_two_tenants_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let a = furnished(&server, "north").await;
+    let b = furnished(&server, "south").await;
+    let engineer = &a.operator;
+
+    // Before the grant, B is invisible to A's operator.
+    server
+        .get(&b.path("/rules"), &engineer.key)
+        .await
+        .expect_error(404, "not_found");
+    let grant = server
+        .post(
+            &b.path("/keys"),
+            b.admin(),
+            json!({"key_id": engineer.id, "role": "viewer"}),
+        )
+        .await;
+    let grant = grant.expect(201);
+    assert_eq!(
+        (&grant["id"], &grant["role"]),
+        (&json!(engineer.id), &json!("viewer"))
+    );
+    assert!(grant.get("key").is_none(), "the secret is not shown again");
+
+    // The same key: operator on A, viewer on B.
+    server
+        .get(&a.path("/rules"), &engineer.key)
+        .await
+        .expect(200);
+    server
+        .get(&b.path("/rules"), &engineer.key)
+        .await
+        .expect(200);
+    server
+        .get(&b.path("/tickets/T-1"), &engineer.key)
+        .await
+        .expect(200);
+    server
+        .post(&a.path("/tickets"), &engineer.key, json!({"id": "GR-1"}))
+        .await
+        .expect(201);
+    server
+        .post(&b.path("/tickets"), &engineer.key, json!({"id": "GR-1"}))
+        .await
+        .expect_error(403, "forbidden");
+    let listed = server.get(&b.path("/keys"), b.admin()).await;
+    assert!(
+        listed.expect(200)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == engineer.id.as_str() && k["role"] == "viewer")
+    );
+    // Granting again changes the role (one grant per tenant).
+    server
+        .post(
+            &b.path("/keys"),
+            b.admin(),
+            json!({"key_id": engineer.id, "role": "intake"}),
+        )
+        .await
+        .expect(201);
+    server
+        .post(&b.path("/tickets"), &engineer.key, json!({"id": "GR-2"}))
+        .await
+        .expect(201);
+
+    // B revokes its grant: B is gone for the key (404, not 403), A is untouched.
+    let revoked = server
+        .delete(&b.path(&format!("/keys/{}", engineer.id)), b.admin())
+        .await;
+    assert_eq!(revoked.expect(200)["revoked"], true);
+    for path in ["/rules", "/tickets/T-1", "/settings"] {
+        server
+            .get(&b.path(path), &engineer.key)
+            .await
+            .expect_error(404, "not_found");
+    }
+    server
+        .get(&a.path("/rules"), &engineer.key)
+        .await
+        .expect(200);
+    // Revoking twice: there is no grant left to revoke.
+    server
+        .delete(&b.path(&format!("/keys/{}", engineer.id)), b.admin())
+        .await
+        .expect_error(404, "not_found");
+    // A revokes too: the key reaches nothing.
+    server
+        .delete(&a.path(&format!("/keys/{}", engineer.id)), a.admin())
+        .await
+        .expect(200);
+    server
+        .get(&a.path("/rules"), &engineer.key)
+        .await
+        .expect_error(404, "not_found");
+    let audit = server.get(&b.path("/audit"), b.admin()).await;
+    let actions: Vec<&str> = audit.expect(200)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"] == format!("keys/{}", engineer.id).as_str())
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["key.grant", "key.grant", "key.revoke"]);
+    server.stop().await;
+}
