@@ -170,7 +170,60 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
     cache: Option<ArtifactCache>,
-    ticker: Arc<AtomicBool>,
+    ticker: Ticker,
+}
+
+/// The epoch ticker: advances the engine's epoch every [`limits::EPOCH_TICK`] while an
+/// evaluation runs, and sleeps (parked) while none does, so an idle service burns no CPU.
+#[derive(Clone)]
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    thread: thread::Thread,
+}
+
+/// Counts one evaluation as running for the ticker while alive.
+struct Running<'a>(&'a Ticker);
+
+impl Ticker {
+    fn start(engine: &Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (stop2, running2, weak) = (stop.clone(), running.clone(), engine.weak());
+        let handle = thread::Builder::new()
+            .name("switchboard-epoch".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    if running2.load(Ordering::Acquire) == 0 {
+                        thread::park_timeout(Duration::from_millis(500));
+                        continue;
+                    }
+                    thread::sleep(limits::EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Ticker {
+            stop,
+            running,
+            thread: handle.thread().clone(),
+        })
+    }
+
+    fn running(&self) -> Running<'_> {
+        if self.running.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
+        }
+        Running(self)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -183,7 +236,8 @@ impl std::fmt::Debug for Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker.store(true, Ordering::Relaxed);
+        self.ticker.stop.store(true, Ordering::Relaxed);
+        self.ticker.thread.unpark();
     }
 }
 
@@ -274,19 +328,7 @@ impl Runtime {
             Some(dir) => Some(ArtifactCache::open(dir, &engine)?),
             None => None,
         };
-        let ticker = Arc::new(AtomicBool::new(false));
-        let (stop, weak) = (ticker.clone(), engine.weak());
-        thread::Builder::new()
-            .name("switchboard-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    thread::sleep(limits::EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })?;
+        let ticker = Ticker::start(&engine)?;
         Ok(Runtime {
             engine,
             linker,
@@ -384,6 +426,7 @@ impl Runtime {
         if let Some(failure) = input_too_large(ctx, event) {
             return failed(ctx, event, start, failure, 0, Vec::new());
         }
+        let _running = self.ticker.running();
         let mut store = self.new_store(ctx, event);
         let result = match &module.inner.pre {
             Pre::V0_1_0(pre) => pre
@@ -405,6 +448,7 @@ impl Runtime {
         ctx: &EvalContext,
         first: &TicketEvent,
     ) -> Result<ReusedInstance, EvalFailure> {
+        let _running = self.ticker.running();
         let mut store = self.new_store(ctx, first);
         let bindings = match &module.inner.pre {
             Pre::V0_1_0(pre) => pre.instantiate(&mut store).map(Bindings::V0_1_0),
@@ -414,6 +458,7 @@ impl Runtime {
             store,
             bindings,
             ctx: ctx.clone(),
+            ticker: self.ticker.clone(),
         })
     }
 
@@ -445,12 +490,14 @@ pub struct ReusedInstance {
     store: Store<State>,
     bindings: Bindings,
     ctx: EvalContext,
+    ticker: Ticker,
 }
 
 impl ReusedInstance {
     /// Calls `route` again on the same instance, with a fresh fuel budget and deadline.
     pub fn route(&mut self, event: &TicketEvent) -> Evaluation {
         let start = Instant::now();
+        let _running = self.ticker.running();
         arm(&mut self.store, &self.ctx.limits);
         let result = self.bindings.route(&mut self.store, event);
         finish(&self.ctx, event, start, &mut self.store, result)
