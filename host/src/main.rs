@@ -6,8 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = switchboard_host::cli::Cli::parse();
-    let stdout = std::io::stdout();
-    match switchboard_host::cli::run(cli, &mut stdout.lock()) {
+    // Not `stdout().lock()`: `serve` runs threads that log, and a lock held for the whole
+    // command would block them forever.
+    match switchboard_host::cli::run(cli, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -72,6 +72,7 @@ pub async fn shutdown_signal() {
 /// The whole `serve` command: open, bind, serve until a signal.
 pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
