@@ -173,14 +173,19 @@ pub struct Runtime {
     ticker: Ticker,
 }
 
-/// The epoch ticker: advances the engine's epoch every [`limits::EPOCH_TICK`] while an
-/// evaluation runs, and sleeps (parked) while none does, so an idle service burns no CPU.
+/// The epoch ticker: advances the engine's epoch every [`limits::EPOCH_TICK`] while
+/// evaluations run, and parks after [`TICKER_IDLE`] without one, so an idle service burns no
+/// CPU while a busy one pays no wake-up per evaluation.
 #[derive(Clone)]
 struct Ticker {
     stop: Arc<AtomicBool>,
     running: Arc<std::sync::atomic::AtomicUsize>,
+    parked: Arc<AtomicBool>,
     thread: thread::Thread,
 }
+
+/// How long the ticker keeps ticking after the last evaluation before it parks.
+const TICKER_IDLE: Duration = Duration::from_millis(200);
 
 /// Counts one evaluation as running for the ticker while alive.
 struct Running<'a>(&'a Ticker);
@@ -189,13 +194,25 @@ impl Ticker {
     fn start(engine: &Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (stop2, running2, weak) = (stop.clone(), running.clone(), engine.weak());
+        let parked = Arc::new(AtomicBool::new(false));
+        let (stop2, running2, parked2) = (stop.clone(), running.clone(), parked.clone());
+        let weak = engine.weak();
         let handle = thread::Builder::new()
             .name("switchboard-epoch".into())
             .spawn(move || {
+                let mut last_busy = Instant::now();
                 while !stop2.load(Ordering::Relaxed) {
-                    if running2.load(Ordering::Acquire) == 0 {
-                        thread::park_timeout(Duration::from_millis(500));
+                    if running2.load(Ordering::Acquire) > 0 {
+                        last_busy = Instant::now();
+                    } else if last_busy.elapsed() > TICKER_IDLE {
+                        parked2.store(true, Ordering::SeqCst);
+                        // Re-check after announcing the park: an evaluation that started in
+                        // between saw `parked` false and did not unpark us.
+                        if running2.load(Ordering::SeqCst) == 0 {
+                            thread::park_timeout(Duration::from_secs(1));
+                        }
+                        parked2.store(false, Ordering::SeqCst);
+                        last_busy = Instant::now();
                         continue;
                     }
                     thread::sleep(limits::EPOCH_TICK);
@@ -208,12 +225,14 @@ impl Ticker {
         Ok(Ticker {
             stop,
             running,
+            parked,
             thread: handle.thread().clone(),
         })
     }
 
     fn running(&self) -> Running<'_> {
-        if self.running.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
             self.thread.unpark();
         }
         Running(self)
