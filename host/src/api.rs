@@ -7,6 +7,7 @@ mod admin;
 mod ops;
 mod rules;
 mod tickets;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use tracing::Instrument;
 pub(crate) use admin::{DeadlineRequest, NewKey, NewTenant};
 pub(crate) use rules::TestRequest;
 pub(crate) use tickets::{EventInput, TicketChanges};
+pub(crate) use webhooks::WebhookInput;
 
 use crate::service::{Principal, Service, TenantView};
 use crate::store::StoreError;
@@ -71,7 +73,13 @@ pub fn app(service: AppState) -> Router {
         .route("/rules/{version}/activate", post(rules::activate))
         .route("/tickets", post(tickets::create).get(tickets::board))
         .route("/tickets/{id}", get(tickets::read))
-        .route("/tickets/{id}/events", post(tickets::event));
+        .route("/tickets/{id}/events", post(tickets::event))
+        .route("/webhooks/{id}", put(webhooks::put))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{msg}/retry",
+            post(webhooks::retry),
+        );
     Router::new()
         .route("/v1/tenants", post(admin::create_tenant))
         .nest("/v1/tenants/{tenant}", tenant)

@@ -43,6 +43,10 @@ pub enum Command {
         /// Platform admin token (creates tenants); generated and printed once when unset.
         #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Comma-separated hosts or CIDR ranges webhook URLs may point into besides public
+        /// addresses (loopback and private ranges are refused unless listed).
+        #[arg(long, env = "SWITCHBOARD_WEBHOOK_ALLOW", default_value = "")]
+        webhook_allow: String,
     },
     /// Work with rule modules locally.
     #[command(subcommand)]
@@ -165,10 +169,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             listen,
             data_dir,
             admin_token,
+            webhook_allow,
         } => crate::serve::serve(crate::serve::ServeConfig {
             listen,
             data_dir,
             admin_token,
+            webhook_allow: crate::webhooks::UrlPolicy::parse(&webhook_allow)?,
         })?,
         Command::Rules(RulesCommand::Check { module, limits }) => {
             let limits = load_limits(limits.as_deref())?;

@@ -200,6 +200,27 @@ routes![
         "Every administrative action: who, what, when, module sha256.",
         None
     ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/webhooks/{id}",
+        "admin",
+        "Create or update an endpoint `{url, events, rotate_secret?}`; answers `{secret}` (`whsec_…`) when it is new.",
+        json("WebhookInput")
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/webhooks/{id}/deliveries",
+        "any role",
+        "Deliveries of the endpoint: attempts, status, next retry.",
+        None
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/webhooks/{id}/deliveries/{msg}/retry",
+        "operator, admin",
+        "One more attempt of a delivery now (dead-lettered ones included).",
+        None
+    ),
     ("GET", "/healthz", "none", "Liveness.", None),
     (
         "GET",
@@ -291,6 +312,7 @@ pub fn document() -> OpenApi {
                 .schema_from::<crate::api::TestRequest>()
                 .schema_from::<crate::api::EventInput>()
                 .schema_from::<crate::api::TicketChanges>()
+                .schema_from::<crate::api::WebhookInput>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

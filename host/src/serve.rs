@@ -23,6 +23,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Platform admin token; generated (and printed once) when `None`.
     pub admin_token: Option<String>,
+    /// Where webhooks may go besides public addresses (`--webhook-allow`).
+    pub webhook_allow: crate::webhooks::UrlPolicy,
 }
 
 /// A fresh random platform admin token.
@@ -41,9 +43,19 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, api::app(service))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(
+        service
+            .deliveries
+            .clone()
+            .run(service.store.clone(), stopped),
+    );
+    let served = axum::serve(listener, api::app(service))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop.send(true);
+    let _ = dispatcher.await;
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -93,8 +105,13 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
+        let delivery = crate::webhooks::DeliveryConfig {
+            policy: config.webhook_allow.clone(),
+            ..Default::default()
+        };
         let service =
-            tokio::task::spawn_blocking(move || Service::open(&data_dir, &token)).await??;
+            tokio::task::spawn_blocking(move || Service::open_with(&data_dir, &token, delivery))
+                .await??;
         let listener = TcpListener::bind(config.listen).await?;
         tracing::info!(
             listen = %listener.local_addr()?,

@@ -63,6 +63,8 @@ impl Principal {
 pub struct Service {
     /// The durable store.
     pub store: Store,
+    /// Webhook delivery.
+    pub deliveries: Arc<crate::webhooks::Dispatcher>,
     /// The rule runtime.
     pub runtime: Arc<Runtime>,
     /// Metrics.
@@ -125,14 +127,30 @@ impl Service {
     /// Opens the data directory (`switchboard.redb` and the `artifacts/` cache) and loads
     /// the views. `admin_token` is the platform admin's bearer token.
     pub fn open(data_dir: &Path, admin_token: &str) -> Result<Self, StartError> {
+        Self::open_with(
+            data_dir,
+            admin_token,
+            crate::webhooks::DeliveryConfig::default(),
+        )
+    }
+
+    /// [`Service::open`] with webhook delivery settings (URL policy, retry schedule).
+    pub fn open_with(
+        data_dir: &Path,
+        admin_token: &str,
+        delivery: crate::webhooks::DeliveryConfig,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(data_dir)?;
         let store = Store::open(&data_dir.join("switchboard.redb"))?;
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             cache_dir: Some(data_dir.join("artifacts")),
             ..RuntimeConfig::default()
         })?);
+        let deliveries = Arc::new(crate::webhooks::Dispatcher::new(delivery));
+        deliveries.recover(&store)?;
         let service = Service {
             store,
+            deliveries,
             runtime,
             metrics: Metrics::default(),
             tenants: RwLock::default(),

@@ -30,6 +30,10 @@ pub const MODULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new(
 pub const TICKETS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("tickets");
 /// Audit entries by `tenant/sequence` (zero-padded).
 pub const AUDIT: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("audit");
+/// Webhook endpoints by `tenant/id`.
+pub const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("webhooks");
+/// The outbox: webhook deliveries by `tenant/message id` (ids sort by creation).
+pub const DELIVERIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("deliveries");
 
 /// Most writes folded into one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -236,7 +240,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = std::sync::Arc::new(Database::create(path)?);
         let txn = db.begin_write()?;
-        for table in [TENANTS, KEYS, RULES, MODULES, TICKETS, AUDIT] {
+        for table in [
+            TENANTS, KEYS, RULES, MODULES, TICKETS, AUDIT, WEBHOOKS, DELIVERIES,
+        ] {
             txn.open_table(table)?;
         }
         txn.commit()?;

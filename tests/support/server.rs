@@ -381,10 +381,33 @@ impl TestServer {
 
     /// Opens `data_dir` and serves it on `127.0.0.1:0`.
     pub async fn try_start(data_dir: &Path) -> Result<TestServer, StartError> {
-        let dir = data_dir.to_owned();
-        let service = tokio::task::spawn_blocking(move || Service::open(&dir, ADMIN_TOKEN))
+        Self::try_start_with(
+            data_dir,
+            switchboard_host::webhooks::DeliveryConfig::default(),
+        )
+        .await
+    }
+
+    /// Like [`TestServer::start`], with webhook delivery settings (URL policy, schedule).
+    pub async fn start_with(
+        data_dir: &Path,
+        delivery: switchboard_host::webhooks::DeliveryConfig,
+    ) -> TestServer {
+        Self::try_start_with(data_dir, delivery)
             .await
-            .expect("open task")?;
+            .unwrap_or_else(|e| panic!("start the server on {}: {e}", data_dir.display()))
+    }
+
+    /// Like [`TestServer::try_start`], with webhook delivery settings.
+    pub async fn try_start_with(
+        data_dir: &Path,
+        delivery: switchboard_host::webhooks::DeliveryConfig,
+    ) -> Result<TestServer, StartError> {
+        let dir = data_dir.to_owned();
+        let service =
+            tokio::task::spawn_blocking(move || Service::open_with(&dir, ADMIN_TOKEN, delivery))
+                .await
+                .expect("open task")?;
         let closed = Box::pin(service.store.closed());
         let service = Arc::new(service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -22,6 +22,7 @@ use crate::runtime::EvalContext;
 use crate::service::{Service, TenantView};
 use crate::store::records::{EventRecord, Role, RuleFailure, RuleOutcome, TicketRecord};
 use crate::store::{self, StoreError};
+use crate::webhooks::emit;
 
 /// The built-in fallback: triage by the MSP at the matrix priority, with SLA targets by
 /// priority on `24x7`, so a ticket whose rule failed is still on the clock.
@@ -137,6 +138,18 @@ async fn route(
     }
 }
 
+/// The `rule.failed` event data for a ticket whose rule failed.
+fn rule_failed(record: &TicketRecord) -> Option<Value> {
+    let error = record.rule.error.as_ref()?;
+    Some(json!({
+        "ticket": record.ticket.id,
+        "rule_version": record.rule.version,
+        "kind": error.kind,
+        "message": error.message,
+        "fallback": record.decision,
+    }))
+}
+
 /// Applies a decision's routing to the ticket.
 fn apply_routing(ticket: &mut Ticket, decision: &Decision) {
     ticket.queue = Some(decision.queue.clone());
@@ -215,16 +228,22 @@ pub(crate) async fn create(
     };
     // Encoded here, on the request's task: the writer thread serves every request.
     let bytes = store::encode(&record);
-    let (fresh, record) = service
+    let tenant_id = t.clone();
+    let (fresh, record, queued) = service
         .store
         .write(move |txn| {
             if let Some(existing) = store::get_in::<TicketRecord>(txn, store::TICKETS, &key)? {
-                return Ok((false, existing));
+                return Ok((false, existing, Vec::new()));
             }
             store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
-            Ok((true, record))
+            let queued = match rule_failed(&record) {
+                Some(data) => emit(txn, &tenant_id, "rule.failed", data, now)?,
+                None => Vec::new(),
+            };
+            Ok((true, record, queued))
         })
         .await?;
+    service.deliveries.enqueue(queued);
     let body = summary(&record, &view, now);
     Ok(if fresh { created(body) } else { ok(body) })
 }

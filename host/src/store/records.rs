@@ -232,3 +232,80 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
+
+/// A signing secret of a webhook endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretRecord {
+    /// `whsec_…`.
+    pub secret: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// After a rotation, when the old secret stops signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A tenant's webhook endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    /// Endpoint id.
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Event types it receives.
+    pub events: Vec<String>,
+    /// Signing secrets, newest first.
+    pub secrets: Vec<SecretRecord>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Every attempt failed; only a manual retry sends it again.
+    Dead,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// When it started.
+    pub at: Timestamp,
+    /// HTTP status, when the receiver answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// One message to one endpoint, from the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Standard Webhooks `webhook-id`, stable across retries.
+    pub id: String,
+    /// Endpoint id.
+    pub endpoint: String,
+    /// Event type.
+    pub event: String,
+    /// The exact body sent (signed as is).
+    pub body: String,
+    /// When the event happened.
+    pub created_at: Timestamp,
+    /// State.
+    pub state: DeliveryState,
+    /// Attempts so far, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+    /// When the next attempt is due (pending only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+}

@@ -1,0 +1,358 @@
+//! Delivery: at-least-once from the outbox, signed, with exponential back-off and jitter,
+//! `Retry-After` honoured, a dead-letter state after the last attempt, and a per-endpoint cap
+//! on attempts in flight so a slow or dead receiver holds only its own slots — never other
+//! endpoints', other tenants' or ticket intake. The schedule lives in memory and is rebuilt
+//! from the outbox on start, so a restart resumes every pending delivery.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use rand::RngExt as _;
+use redb::ReadableTable;
+use tokio::sync::{Notify, Semaphore};
+
+use super::outbox::Queued;
+use super::policy::UrlPolicy;
+use super::signing::{Secret, sign};
+use crate::store::records::{AttemptRecord, DeliveryRecord, DeliveryState, WebhookRecord};
+use crate::store::{self, Store, StoreError};
+
+/// Svix's schedule: the delay before each attempt (the first is immediate).
+pub const DEFAULT_SCHEDULE: [Duration; 8] = [
+    Duration::ZERO,
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+/// Per-attempt timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts in flight per endpoint.
+pub const PER_ENDPOINT: usize = 4;
+/// The longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Delivery settings.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Where webhooks may go.
+    pub policy: UrlPolicy,
+    /// Delay before each attempt; its length is the number of attempts.
+    pub schedule: Vec<Duration>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            policy: UrlPolicy::default(),
+            schedule: DEFAULT_SCHEDULE.to_vec(),
+        }
+    }
+}
+
+/// The delivery dispatcher.
+pub struct Dispatcher {
+    config: DeliveryConfig,
+    client: reqwest::Client,
+    queue: Mutex<BTreeSet<(Timestamp, String, String)>>,
+    wake: Notify,
+    slots: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+/// Resolves names and keeps only the addresses the policy allows, so the connection goes to
+/// an address that was checked (no DNS rebinding between check and connect).
+struct PolicyResolver(UrlPolicy);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check_addr(&host, a.ip()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refusal = Some(e);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let e: Box<dyn std::error::Error + Send + Sync> = match refusal {
+                    Some(e) => Box::new(e),
+                    None => format!("{host} has no address").into(),
+                };
+                return Err(e);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher with its HTTP client (redirects off: a redirect could leave the policy).
+    pub fn new(config: DeliveryConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(ATTEMPT_TIMEOUT)
+            .dns_resolver(Arc::new(PolicyResolver(config.policy.clone())))
+            .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Dispatcher {
+            config,
+            client,
+            queue: Mutex::default(),
+            wake: Notify::new(),
+            slots: Mutex::default(),
+        }
+    }
+
+    /// The outbound URL policy.
+    pub fn policy(&self) -> &UrlPolicy {
+        &self.config.policy
+    }
+
+    /// Schedules deliveries whose transaction has committed.
+    pub fn enqueue(&self, items: impl IntoIterator<Item = Queued>) {
+        let mut queue = self.queue.lock().expect("queue lock");
+        for q in items {
+            queue.insert((q.due, q.tenant, q.id));
+        }
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// Queues every pending delivery in the store (on start).
+    pub fn recover(&self, store: &Store) -> Result<usize, StoreError> {
+        let txn = store.read()?;
+        let table = txn.open_table(store::DELIVERIES)?;
+        let mut items = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let record: DeliveryRecord = store::decode(k.value(), v.value())?;
+            if record.state == DeliveryState::Pending {
+                let tenant = k.value().split_once('/').map_or("", |(t, _)| t).to_owned();
+                let due = record.next_attempt_at.unwrap_or(record.created_at);
+                items.push(Queued {
+                    tenant,
+                    id: record.id,
+                    due,
+                });
+            }
+        }
+        let n = items.len();
+        self.enqueue(items);
+        Ok(n)
+    }
+
+    /// Runs until `stop` turns true: takes due deliveries off the schedule and attempts them.
+    /// Attempts still in flight at the stop are abandoned; their deliveries stay pending in
+    /// the outbox and go out again after a restart (at least once).
+    pub async fn run(self: Arc<Self>, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut attempts = tokio::task::JoinSet::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            while attempts.try_join_next().is_some() {}
+            let now = Timestamp::now();
+            let (due, next) = {
+                let mut queue = self.queue.lock().expect("queue lock");
+                let mut due = Vec::new();
+                while let Some(first) = queue.first() {
+                    if first.0 > now {
+                        break;
+                    }
+                    due.push(queue.pop_first().expect("first exists"));
+                }
+                (due, queue.first().map(|f| f.0))
+            };
+            for (_, tenant, id) in due {
+                attempts.spawn(self.clone().attempt(store.clone(), tenant, id));
+            }
+            let wait = next.map_or(Duration::from_secs(3600), |at| {
+                at.duration_since(now)
+                    .unsigned_abs()
+                    .max(Duration::from_millis(1))
+            });
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        attempts.abort_all();
+        while attempts.join_next().await.is_some() {}
+    }
+
+    fn slot(&self, tenant: &str, endpoint: &str) -> Arc<Semaphore> {
+        self.slots
+            .lock()
+            .expect("slots lock")
+            .entry((tenant.to_owned(), endpoint.to_owned()))
+            .or_insert_with(|| Arc::new(Semaphore::new(PER_ENDPOINT)))
+            .clone()
+    }
+
+    async fn attempt(self: Arc<Self>, store: Store, tenant: String, id: String) {
+        if let Err(e) = self.try_attempt(&store, &tenant, &id).await {
+            tracing::error!(error = %e, %tenant, %id, "webhook delivery bookkeeping failed");
+        }
+    }
+
+    async fn try_attempt(&self, store: &Store, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let key = store::tenant_key(tenant, id);
+        let (record, endpoint) = {
+            let txn = store.read()?;
+            let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, &key)? else {
+                return Ok(());
+            };
+            let endpoint = store::get::<WebhookRecord>(
+                &txn,
+                store::WEBHOOKS,
+                &store::tenant_key(tenant, &record.endpoint),
+            )?;
+            (record, endpoint)
+        };
+        if record.state != DeliveryState::Pending {
+            return Ok(());
+        }
+        let slot = self.slot(tenant, &record.endpoint);
+        let _permit = slot.acquire_owned().await.expect("semaphore never closed");
+        let started = Instant::now();
+        let at = Timestamp::now();
+        let (status, error, retry_after) = match &endpoint {
+            None => (None, Some("the endpoint was deleted".to_owned()), None),
+            Some(endpoint) => self.send(endpoint, &record, at).await,
+        };
+        let attempt = AttemptRecord {
+            at,
+            status,
+            error,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        let delivered = status.is_some_and(|s| (200..300).contains(&s));
+        let attempts_after = record.attempts.len() + 1;
+        let next =
+            if delivered || endpoint.is_none() || attempts_after >= self.config.schedule.len() {
+                None
+            } else {
+                let mut delay = jitter(self.config.schedule[attempts_after]);
+                if let Some(ra) = retry_after {
+                    delay = delay.max(ra.min(MAX_RETRY_AFTER));
+                }
+                Some(at + SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX))
+            };
+        let state = if delivered {
+            DeliveryState::Delivered
+        } else if next.is_some() {
+            DeliveryState::Pending
+        } else {
+            DeliveryState::Dead
+        };
+        let updated = store
+            .write(move |txn| {
+                let Some(mut current) =
+                    store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
+                else {
+                    return Ok(None);
+                };
+                current.attempts.push(attempt);
+                current.state = state;
+                current.next_attempt_at = next;
+                store::put_in(txn, store::DELIVERIES, &key, &current)?;
+                Ok(Some(current))
+            })
+            .await?;
+        if let (Some(record), Some(due)) = (updated, next) {
+            self.enqueue([Queued {
+                tenant: tenant.to_owned(),
+                id: record.id,
+                due,
+            }]);
+        }
+        Ok(())
+    }
+
+    /// One signed POST: the status, the error, and a `Retry-After` the receiver asked for.
+    async fn send(
+        &self,
+        endpoint: &WebhookRecord,
+        record: &DeliveryRecord,
+        at: Timestamp,
+    ) -> (Option<u16>, Option<String>, Option<Duration>) {
+        if let Err(e) = self.config.policy.check_url(&endpoint.url) {
+            return (None, Some(e.to_string()), None);
+        }
+        let secrets: Vec<Secret> = endpoint
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|exp| exp > at))
+            .filter_map(|s| Secret::parse(&s.secret).ok())
+            .collect();
+        let timestamp = at.as_second();
+        let signature = sign(&record.id, timestamp, record.body.as_bytes(), &secrets);
+        let response = self
+            .client
+            .post(&endpoint.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &record.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(record.body.clone())
+            .send()
+            .await;
+        match response {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                let retry_after = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let error =
+                    (!res.status().is_success()).then(|| format!("the receiver answered {status}"));
+                (Some(status), error, retry_after)
+            }
+            Err(e) => (None, Some(error_chain(&e)), None),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// ±10% jitter, so retries of many deliveries do not arrive in lockstep.
+fn jitter(d: Duration) -> Duration {
+    if d.is_zero() {
+        return d;
+    }
+    let factor = rand::rng().random_range(0.9..1.1);
+    d.mul_f64(factor)
+}

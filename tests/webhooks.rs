@@ -1,0 +1,426 @@
+//! Webhooks end to end: a real receiver on loopback that verifies every signature with its own
+//! HMAC code (not the sender's), failure modes (500s, 429 with Retry-After, a receiver that is
+//! down then back, dead-letter and manual retry), secret rotation and the outbound URL policy.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use switchboard_host::webhooks::{DeliveryConfig, UrlPolicy};
+use switchboard_tests::guest;
+use switchboard_tests::server::{Team, TestServer};
+use tokio::sync::mpsc;
+
+/// A bound on bugs (a delivery that never comes), not a synchronisation.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One request as the receiver saw it, with its signature already checked.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    body: Value,
+    /// How many `v1,` signatures verified with the secrets the receiver knows.
+    verified: usize,
+    at: Instant,
+}
+
+/// What the receiver answers, in order; 200 once the script runs out.
+type Script = Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>;
+
+/// Verifies a Standard Webhooks signature header against `secret` (`whsec_…`), written from
+/// the specification, independently of the service's signing code.
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> usize {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 secret");
+    let id = headers["webhook-id"].to_str().unwrap();
+    let ts = headers["webhook-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .filter(|s| *s == expected)
+        .count()
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    secrets: Arc<Mutex<Vec<String>>>,
+    script: Script,
+    rx: mpsc::UnboundedReceiver<Received>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
+    let addr = listener.local_addr().unwrap();
+    let secrets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let script: Script = Arc::default();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (s2, sc2) = (secrets.clone(), script.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (secrets, script, tx) = (s2.clone(), sc2.clone(), tx.clone());
+            async move {
+                let verified = secrets
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|s| verify(s, &headers, &body))
+                    .sum();
+                let _ = tx.send(Received {
+                    id: headers["webhook-id"].to_str().unwrap().to_owned(),
+                    body: serde_json::from_slice(&body).unwrap(),
+                    verified,
+                    at: Instant::now(),
+                });
+                let (status, retry_after) =
+                    script.lock().unwrap().pop_front().unwrap_or((200, None));
+                let mut response = axum::response::Response::new(axum::body::Body::empty());
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                if let Some(ra) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", ra.parse().unwrap());
+                }
+                response
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Receiver {
+        addr,
+        secrets,
+        script,
+        rx,
+        task,
+    }
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        receiver_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    async fn next(&mut self) -> Received {
+        tokio::time::timeout(PATIENCE, self.rx.recv())
+            .await
+            .expect("a delivery arrives")
+            .expect("receiver running")
+    }
+}
+
+fn fast_delivery() -> DeliveryConfig {
+    DeliveryConfig {
+        policy: UrlPolicy::parse("127.0.0.1/32").unwrap(),
+        schedule: vec![
+            Duration::ZERO,
+            Duration::from_millis(200),
+            Duration::from_millis(200),
+            Duration::from_millis(200),
+        ],
+    }
+}
+
+/// A team with the hostile rule active (category `loop` fails the rule) and an endpoint.
+async fn setup(server: &TestServer, id: &str, url: &str) -> (Team, String) {
+    let team = server.create_team(id).await;
+    server
+        .deploy(id, &team.operator.key, team.admin(), guest("hostile"))
+        .await;
+    let reply = server
+        .put(
+            &format!("/v1/tenants/{id}/webhooks/ops"),
+            team.admin(),
+            json!({"url": url, "events": ["rule.failed"]}),
+        )
+        .await;
+    let body = reply.expect(201);
+    let secret = body["secret"]
+        .as_str()
+        .expect("secret shown on creation")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"));
+    (team, secret)
+}
+
+async fn fail_a_rule(server: &TestServer, team: &Team, ticket: &str) {
+    server
+        .post(
+            &format!("/v1/tenants/{}/tickets", team.id()),
+            &team.intake.key,
+            json!({"id": ticket, "category": "loop"}),
+        )
+        .await
+        .expect(201);
+}
+
+/// Waits for a delivery's log entry to reach `state`, returning it.
+async fn delivery_state(server: &TestServer, team: &Team, msg: &str, state: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let reply = server
+            .get(
+                &format!("/v1/tenants/{}/webhooks/ops/deliveries", team.id()),
+                &team.viewer.key,
+            )
+            .await;
+        let list = reply.expect(200)["deliveries"].as_array().unwrap().clone();
+        if let Some(d) = list.iter().find(|d| d["id"] == msg && d["state"] == state) {
+            return d.clone();
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "delivery {msg} never reached {state}: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rule_is_delivered_signed_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, secret) = setup(&server, "hooks", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+
+    fail_a_rule(&server, &team, "T-1").await;
+    let got = receiver.next().await;
+    assert_eq!(
+        got.verified, 1,
+        "the signature verifies with the endpoint's secret"
+    );
+    assert!(got.id.starts_with("msg_"));
+    assert_eq!(got.body["type"], "rule.failed");
+    assert_eq!(got.body["data"]["ticket"], "T-1");
+    assert_eq!(got.body["data"]["kind"], "fuel_exhausted");
+    assert_eq!(got.body["data"]["fallback"]["queue"], "triage");
+    let log = delivery_state(&server, &team, &got.id, "delivered").await;
+    assert_eq!(log["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(log["attempts"][0]["status"], 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_and_retry_after_are_retried_with_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, secret) = setup(&server, "retries", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+    receiver
+        .script
+        .lock()
+        .unwrap()
+        .extend([(500, None), (429, Some("1"))]);
+
+    fail_a_rule(&server, &team, "T-2").await;
+    let first = receiver.next().await;
+    let second = receiver.next().await;
+    let third = receiver.next().await;
+    assert_eq!(
+        (first.id.as_str(), second.id.as_str()),
+        (third.id.as_str(), third.id.as_str())
+    );
+    assert!(first.verified == 1 && second.verified == 1 && third.verified == 1);
+    // The schedule says 200 ms, the receiver's Retry-After says 1 s: the later one wins.
+    assert!(
+        third.at - second.at >= Duration::from_millis(900),
+        "{:?}",
+        third.at - second.at
+    );
+    let log = delivery_state(&server, &team, &first.id, "delivered").await;
+    let statuses: Vec<&Value> = log["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(500), &json!(429), &json!(200)]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_gets_everything_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Take a port, then close it: the receiver is "down".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let server = TestServer::start_with(
+        dir.path(),
+        DeliveryConfig {
+            schedule: vec![
+                Duration::ZERO,
+                Duration::from_millis(300),
+                Duration::from_millis(600),
+                Duration::from_millis(1200),
+                Duration::from_secs(2),
+            ],
+            ..fast_delivery()
+        },
+    )
+    .await;
+    let (team, secret) = setup(&server, "down", &url).await;
+    for n in 0..3 {
+        fail_a_rule(&server, &team, &format!("D-{n}")).await;
+    }
+    // Every delivery has failed at least once against the closed port.
+    let started = Instant::now();
+    loop {
+        let reply = server
+            .get(
+                &format!("/v1/tenants/{}/webhooks/ops/deliveries", team.id()),
+                &team.viewer.key,
+            )
+            .await;
+        let list = reply.expect(200)["deliveries"].as_array().unwrap().clone();
+        if list.len() == 3
+            && list
+                .iter()
+                .all(|d| !d["attempts"].as_array().unwrap().is_empty())
+        {
+            assert!(
+                list.iter()
+                    .all(|d| d["state"] == "pending" && d["attempts"][0]["error"].is_string())
+            );
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "{list:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Back up on the same port: all three arrive, none lost.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut receiver = receiver_on(listener).await;
+    receiver.secrets.lock().unwrap().push(secret);
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        let got = receiver.next().await;
+        assert_eq!(got.verified, 1);
+        tickets.push(got.body["data"]["ticket"].as_str().unwrap().to_owned());
+    }
+    tickets.sort();
+    assert_eq!(tickets, ["D-0", "D-1", "D-2"]);
+    receiver.task.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_take_a_manual_retry_and_rotation_signs_with_both_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, old) = setup(&server, "dead", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(old.clone());
+    receiver.script.lock().unwrap().extend([(500, None); 4]);
+
+    fail_a_rule(&server, &team, "X-1").await;
+    let mut id = String::new();
+    for _ in 0..4 {
+        id = receiver.next().await.id;
+    }
+    let dead = delivery_state(&server, &team, &id, "dead").await;
+    assert_eq!(dead["attempts"].as_array().unwrap().len(), 4);
+    assert!(dead.get("next_attempt_at").is_none());
+
+    // Rotate: the new secret is shown once; the old one keeps signing during the grace period.
+    let reply = server
+        .put(
+            &format!("/v1/tenants/{}/webhooks/ops", team.id()),
+            team.admin(),
+            json!({"url": receiver.url(), "events": ["rule.failed"], "rotate_secret": true}),
+        )
+        .await;
+    let new = reply.expect(200)["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    receiver.secrets.lock().unwrap().push(new);
+
+    // An operator retries the dead letter by hand; it arrives signed with both secrets.
+    server
+        .post_empty(
+            &format!(
+                "/v1/tenants/{}/webhooks/ops/deliveries/{id}/retry",
+                team.id()
+            ),
+            &team.operator.key,
+        )
+        .await
+        .expect(200);
+    let again = receiver.next().await;
+    assert_eq!(again.id, id);
+    assert_eq!(again.verified, 2, "one signature per active secret");
+    delivery_state(&server, &team, &id, "delivered").await;
+    // Viewers may read the log but not retry.
+    server
+        .post_empty(
+            &format!(
+                "/v1/tenants/{}/webhooks/ops/deliveries/{id}/retry",
+                team.id()
+            ),
+            &team.viewer.key,
+        )
+        .await
+        .expect_error(403, "forbidden");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_policy_refuses_internal_addresses_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Default policy: public addresses only.
+    let server = TestServer::start(dir.path()).await;
+    let team = server.create_team("policy").await;
+    let path = "/v1/tenants/policy/webhooks/ops";
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest",
+        "http://[::1]/x",
+        "ftp://example.com/x",
+    ] {
+        server
+            .put(
+                path,
+                team.admin(),
+                json!({"url": url, "events": ["rule.failed"]}),
+            )
+            .await
+            .expect_error(422, "invalid_url");
+    }
+    server
+        .put(
+            path,
+            team.admin(),
+            json!({"url": "https://hooks.example.com/x", "events": ["nope"]}),
+        )
+        .await
+        .expect_error(422, "invalid_events");
+    server
+        .get(&format!("{path}/deliveries"), team.admin())
+        .await
+        .expect_error(404, "not_found");
+    server.stop().await;
+}
