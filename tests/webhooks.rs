@@ -424,3 +424,218 @@ async fn the_url_policy_refuses_internal_addresses_unless_allowed() {
         .expect_error(404, "not_found");
     server.stop().await;
 }
+
+/// A tenant routed by a fallback with a 15-minute first response on `24x7` and the SOC plan
+/// (50%, 90%, on breach), an endpoint for SLA events, and no rule: every ticket gets it.
+async fn sla_setup(server: &TestServer, id: &str, url: &str) -> (Team, String) {
+    let team = server.create_team(id).await;
+    let fallback = json!({
+        "queue": "soc", "party": "msp", "tier": 2, "priority": "p1",
+        "sla": [{"metric": "first_response", "minutes": 15, "calendar": "24x7"}],
+        "escalations": [
+            {"metric": "first_response", "trigger": {"percent_elapsed": 50}, "label": "soc-50", "notify": "msp-soc-oncall"},
+            {"metric": "first_response", "trigger": {"percent_elapsed": 90}, "label": "soc-90", "notify": "msp-soc-lead"},
+            {"metric": "first_response", "trigger": {"minutes_after_due": 0}, "label": "soc-breach", "notify": "duty-manager"}
+        ],
+        "reason": "SOC plan"
+    });
+    server
+        .put(
+            &format!("/v1/tenants/{id}/settings"),
+            team.admin(),
+            json!({"fallback": fallback}),
+        )
+        .await
+        .expect(200);
+    let reply = server
+        .put(
+            &format!("/v1/tenants/{id}/webhooks/ops"),
+            team.admin(),
+            json!({"url": url, "events": ["sla.escalation", "sla.breached"]}),
+        )
+        .await;
+    let secret = reply.expect(201)["secret"].as_str().unwrap().to_owned();
+    (team, secret)
+}
+
+/// Creates a ticket whose 15-minute first response is due `left` from now.
+async fn ticket_due_in(
+    server: &TestServer,
+    team: &Team,
+    id: &str,
+    left: Duration,
+) -> jiff::Timestamp {
+    let created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(15 * 60)
+        + jiff::SignedDuration::try_from(left).unwrap();
+    // SLA time counts whole seconds.
+    let created = jiff::Timestamp::from_second(created.as_second()).unwrap();
+    server
+        .post(
+            &format!("/v1/tenants/{}/tickets", team.id()),
+            &team.intake.key,
+            json!({"id": id, "created_at": created.to_string()}),
+        )
+        .await
+        .expect(201);
+    created + jiff::SignedDuration::from_secs(15 * 60)
+}
+
+fn label(r: &Received) -> String {
+    match r.body["type"].as_str().unwrap() {
+        "sla.breached" => "breached".to_owned(),
+        _ => r.body["data"]["label"].as_str().unwrap().to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalations_fire_in_order_at_their_instants_and_the_breach_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, secret) = sla_setup(&server, "esc", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+
+    // 50% and 90% of the target are already behind us; the breach is 2 s ahead.
+    let due = ticket_due_in(&server, &team, "E-1", Duration::from_secs(2)).await;
+    let first = receiver.next().await;
+    let second = receiver.next().await;
+    assert_eq!(
+        (label(&first), label(&second)),
+        ("soc-50".into(), "soc-90".into())
+    );
+    assert_eq!(first.body["data"]["notify"], "msp-soc-oncall");
+    assert_eq!(
+        first.body["data"]["threshold"],
+        json!({"percent_elapsed": 50})
+    );
+    assert_eq!(first.body["data"]["ticket"], "E-1");
+    let mut at_due = vec![receiver.next().await, receiver.next().await];
+    for r in &at_due {
+        assert_eq!(r.verified, 1);
+        let now = jiff::Timestamp::now();
+        assert!(
+            now >= due,
+            "nothing fires before due: {now} < {due}: {:?}",
+            r.body
+        );
+    }
+    at_due.sort_by_key(label);
+    assert_eq!(label(&at_due[0]), "breached");
+    assert_eq!(label(&at_due[1]), "soc-breach");
+    assert_eq!(at_due[0].body["data"]["due"], json!(due.to_string()));
+    // The ticket shows all three escalations fired, none pending.
+    let reply = server
+        .get(
+            &format!("/v1/tenants/{}/tickets/E-1", team.id()),
+            &team.viewer.key,
+        )
+        .await;
+    let ticket = reply.expect(200);
+    assert_eq!(ticket["escalations"]["fired"].as_array().unwrap().len(), 3);
+    assert!(
+        ticket["escalations"]["pending"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_clock_delays_and_a_met_target_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, secret) = sla_setup(&server, "pause", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+    let events = format!("/v1/tenants/{}/tickets/P-1/events", team.id());
+
+    let due = ticket_due_in(&server, &team, "P-1", Duration::from_secs(1)).await;
+    assert_eq!(label(&receiver.next().await), "soc-50");
+    assert_eq!(label(&receiver.next().await), "soc-90");
+    server
+        .post(
+            &events,
+            &team.intake.key,
+            json!({"type": "status", "status": "pending_customer"}),
+        )
+        .await
+        .expect(200);
+    // Paused through the old due instant: nothing fires.
+    let paused = Instant::now();
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), receiver.rx.recv()).await;
+    assert!(quiet.is_err(), "a paused clock must not breach: {quiet:?}");
+    server
+        .post(
+            &events,
+            &team.intake.key,
+            json!({"type": "status", "status": "open"}),
+        )
+        .await
+        .expect(200);
+    let breach = receiver.next().await;
+    assert!(
+        jiff::Timestamp::now()
+            > due + jiff::SignedDuration::try_from(paused.elapsed()).unwrap()
+                - jiff::SignedDuration::from_millis(1500)
+    );
+    assert!(["breached", "soc-breach"].contains(&label(&breach).as_str()));
+
+    // A target met before its escalations cancels them.
+    ticket_due_in(&server, &team, "M-1", Duration::from_secs(600)).await;
+    let reply = server
+        .post(
+            &format!("/v1/tenants/{}/tickets/M-1/events", team.id()),
+            &team.intake.key,
+            json!({"type": "responded"}),
+        )
+        .await;
+    let ticket = reply.expect(200);
+    assert!(
+        ticket["escalations"]["pending"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{ticket}"
+    );
+    assert!(
+        ticket["escalations"]["fired"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_due_while_the_server_was_down_fire_at_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut receiver = Receiver::start().await;
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let (team, secret) = sla_setup(&server, "restart", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+    let due = ticket_due_in(&server, &team, "R-1", Duration::from_millis(1500)).await;
+    let first = receiver.next().await;
+    assert_eq!(label(&first), "soc-50");
+    server.stop().await;
+    // Down past the due instant.
+    while jiff::Timestamp::now() < due + jiff::SignedDuration::from_millis(300) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let restarted = TestServer::start_with(dir.path(), fast_delivery()).await;
+    // At least once: a delivery in flight at the stop may come again, with the same id.
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    while !(seen.values().any(|l| l == "breached") && seen.values().any(|l| l == "soc-breach")) {
+        let got = receiver.next().await;
+        assert_eq!(got.verified, 1);
+        let l = label(&got);
+        if let Some(previous) = seen.insert(got.id.clone(), l.clone()) {
+            assert_eq!(
+                previous, l,
+                "a duplicate carries the same webhook-id and body"
+            );
+        }
+    }
+    assert!(jiff::Timestamp::now() >= due);
+    restarted.stop().await;
+}

@@ -12,6 +12,7 @@ pub mod runtime;
 pub mod serve;
 pub mod service;
 pub mod store;
+pub mod timers;
 pub mod webhooks;
 
 pub use limits::Limits;

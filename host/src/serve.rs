@@ -50,10 +50,17 @@ pub async fn run(
             .clone()
             .run(service.store.clone(), stopped),
     );
+    let scheduler = tokio::spawn(
+        service
+            .timers
+            .clone()
+            .run(service.clone(), stop.subscribe()),
+    );
     let served = axum::serve(listener, api::app(service))
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
+    let _ = scheduler.await;
     let _ = dispatcher.await;
     served
 }

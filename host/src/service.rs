@@ -65,6 +65,8 @@ pub struct Service {
     pub store: Store,
     /// Webhook delivery.
     pub deliveries: Arc<crate::webhooks::Dispatcher>,
+    /// SLA timers.
+    pub timers: Arc<crate::timers::Scheduler>,
     /// The rule runtime.
     pub runtime: Arc<Runtime>,
     /// Metrics.
@@ -151,6 +153,7 @@ impl Service {
         let service = Service {
             store,
             deliveries,
+            timers: Arc::default(),
             runtime,
             metrics: Metrics::default(),
             tenants: RwLock::default(),

@@ -32,6 +32,9 @@ pub const TICKETS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new(
 pub const AUDIT: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("audit");
 /// Webhook endpoints by `tenant/id`.
 pub const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("webhooks");
+/// Pending SLA timers by `due (ms, zero-padded)/tenant/ticket/timer`: the first key is the
+/// next timer to fire, so the scheduler never scans tickets.
+pub const TIMERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("timers");
 /// The outbox: webhook deliveries by `tenant/message id` (ids sort by creation).
 pub const DELIVERIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("deliveries");
 

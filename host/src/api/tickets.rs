@@ -22,6 +22,7 @@ use crate::runtime::EvalContext;
 use crate::service::{Service, TenantView};
 use crate::store::records::{EventRecord, Role, RuleFailure, RuleOutcome, TicketRecord};
 use crate::store::{self, StoreError};
+use crate::timers;
 use crate::webhooks::emit;
 
 /// The built-in fallback: triage by the MSP at the matrix priority, with SLA targets by
@@ -225,7 +226,12 @@ pub(crate) async fn create(
         rule: outcome,
         sla,
         events: Vec::new(),
+        timers: Vec::new(),
+        fired: Vec::new(),
     };
+    let mut record = record;
+    let planned = timers::plan(&record, &t, &view.calendars, now);
+    record.timers = planned.iter().map(|(k, _)| k.clone()).collect();
     // Encoded here, on the request's task: the writer thread serves every request.
     let bytes = store::encode(&record);
     let tenant_id = t.clone();
@@ -236,6 +242,7 @@ pub(crate) async fn create(
                 return Ok((false, existing, Vec::new()));
             }
             store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
+            timers::replace_in(txn, &[], &planned)?;
             let queued = match rule_failed(&record) {
                 Some(data) => emit(txn, &tenant_id, "rule.failed", data, now)?,
                 None => Vec::new(),
@@ -244,6 +251,9 @@ pub(crate) async fn create(
         })
         .await?;
     service.deliveries.enqueue(queued);
+    if fresh {
+        service.timers.poke();
+    }
     let body = summary(&record, &view, now);
     Ok(if fresh { created(body) } else { ok(body) })
 }
@@ -271,13 +281,16 @@ fn full_view(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Value 
             let mut pending = Vec::new();
             for i in instants {
                 let step = &record.decision.escalations[i.index];
+                let name = format!("escalation/{}/{}", i.index, i.run);
+                let fired_at = record.fired.iter().find(|f| f.name == name).map(|f| f.at);
                 let item = json!({
                     "metric": step.metric, "label": step.label, "notify": step.notify,
-                    "trigger": step.trigger, "run": i.run, "at": i.at,
+                    "trigger": step.trigger, "run": i.run, "at": i.at, "fired_at": fired_at,
                 });
-                match i.at {
-                    Some(at) if at <= now => fired.push(item),
-                    _ => pending.push(item),
+                if fired_at.is_some() {
+                    fired.push(item);
+                } else if i.at.is_some() {
+                    pending.push(item);
                 }
             }
             (fired, pending)
@@ -442,7 +455,10 @@ pub(crate) async fn event(
                 .ok_or_else(|| ApiError::not_found(format!("no ticket {id:?}")))?
         };
         let seen = current.events.len();
-        let next = apply_event(&service, &view, current, input, caller.0.id()).await?;
+        let old_timers = current.timers.clone();
+        let mut next = apply_event(&service, &view, current, input, caller.0.id()).await?;
+        let planned = timers::plan(&next, &t, &view.calendars, Timestamp::now());
+        next.timers = planned.iter().map(|(k, _)| k.clone()).collect();
         let bytes = store::encode(&next);
         let written = service
             .store
@@ -453,15 +469,17 @@ pub(crate) async fn event(
                     else {
                         return Ok(false);
                     };
-                    if now.events.len() != seen {
+                    if now.events.len() != seen || now.timers != old_timers {
                         return Ok(false);
                     }
                     store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
+                    timers::replace_in(txn, &old_timers, &planned)?;
                     Ok(true)
                 }
             })
             .await?;
         if written {
+            service.timers.poke();
             return Ok(ok(full_view(&next, &view, Timestamp::now())));
         }
     }

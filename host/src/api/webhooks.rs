@@ -176,6 +176,7 @@ pub(crate) async fn retry(
         .ok_or_else(|| ApiError::not_found(format!("no delivery {msg:?} for webhook {id:?}")))?;
     service.deliveries.enqueue([Queued {
         tenant: t,
+        endpoint: record.endpoint.clone(),
         id: record.id.clone(),
         due: now,
     }]);

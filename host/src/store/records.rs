@@ -213,6 +213,23 @@ pub struct TicketRecord {
     /// Events applied, oldest first.
     #[serde(default)]
     pub events: Vec<EventRecord>,
+    /// Keys of this ticket's pending timers in the timers table.
+    #[serde(default)]
+    pub timers: Vec<String>,
+    /// Escalations and breaches already fired.
+    #[serde(default)]
+    pub fired: Vec<FiredRecord>,
+}
+
+/// An escalation or breach that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiredRecord {
+    /// Which timer (`escalation/<step>/<run>` or `breach/<metric>/<run>`).
+    pub name: String,
+    /// When it was due.
+    pub due: Timestamp,
+    /// When it fired.
+    pub at: Timestamp,
 }
 
 /// One administrative action.

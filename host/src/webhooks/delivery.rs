@@ -1,7 +1,8 @@
 //! Delivery: at-least-once from the outbox, signed, with exponential back-off and jitter,
-//! `Retry-After` honoured, a dead-letter state after the last attempt, and a per-endpoint cap
-//! on attempts in flight so a slow or dead receiver holds only its own slots — never other
-//! endpoints', other tenants' or ticket intake. The schedule lives in memory and is rebuilt
+//! `Retry-After` honoured and a dead-letter state after the last attempt. Each endpoint has
+//! its own worker that sends its due deliveries one at a time, in order (so escalations
+//! arrive in the order they fired), and a slow or dead receiver only ever holds its own
+//! worker — never other endpoints', other tenants' or ticket intake. The schedule lives in memory and is rebuilt
 //! from the outbox on start, so a restart resumes every pending delivery.
 
 use std::collections::{BTreeSet, HashMap};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngExt as _;
 use redb::ReadableTable;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, mpsc};
 
 use super::outbox::Queued;
 use super::policy::UrlPolicy;
@@ -33,8 +34,6 @@ pub const DEFAULT_SCHEDULE: [Duration; 8] = [
 ];
 /// Per-attempt timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts in flight per endpoint.
-pub const PER_ENDPOINT: usize = 4;
 /// The longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -60,10 +59,12 @@ impl Default for DeliveryConfig {
 pub struct Dispatcher {
     config: DeliveryConfig,
     client: reqwest::Client,
-    queue: Mutex<BTreeSet<(Timestamp, String, String)>>,
+    queue: Mutex<BTreeSet<(Timestamp, String, String, String)>>,
     wake: Notify,
-    slots: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
 }
+
+/// The due deliveries of one endpoint, in order.
+type Worker = mpsc::UnboundedSender<String>;
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,7 +121,6 @@ impl Dispatcher {
             client,
             queue: Mutex::default(),
             wake: Notify::new(),
-            slots: Mutex::default(),
         }
     }
 
@@ -133,7 +133,7 @@ impl Dispatcher {
     pub fn enqueue(&self, items: impl IntoIterator<Item = Queued>) {
         let mut queue = self.queue.lock().expect("queue lock");
         for q in items {
-            queue.insert((q.due, q.tenant, q.id));
+            queue.insert((q.due, q.id, q.tenant, q.endpoint));
         }
         drop(queue);
         self.wake.notify_one();
@@ -152,6 +152,7 @@ impl Dispatcher {
                 let due = record.next_attempt_at.unwrap_or(record.created_at);
                 items.push(Queued {
                     tenant,
+                    endpoint: record.endpoint,
                     id: record.id,
                     due,
                 });
@@ -166,12 +167,13 @@ impl Dispatcher {
     /// Attempts still in flight at the stop are abandoned; their deliveries stay pending in
     /// the outbox and go out again after a restart (at least once).
     pub async fn run(self: Arc<Self>, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut attempts = tokio::task::JoinSet::new();
+        let mut workers: HashMap<(String, String), Worker> = HashMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
         loop {
             if *stop.borrow() {
                 break;
             }
-            while attempts.try_join_next().is_some() {}
+            while tasks.try_join_next().is_some() {}
             let now = Timestamp::now();
             let (due, next) = {
                 let mut queue = self.queue.lock().expect("queue lock");
@@ -184,8 +186,14 @@ impl Dispatcher {
                 }
                 (due, queue.first().map(|f| f.0))
             };
-            for (_, tenant, id) in due {
-                attempts.spawn(self.clone().attempt(store.clone(), tenant, id));
+            for (_, id, tenant, endpoint) in due {
+                let slot = (tenant, endpoint);
+                if workers.get(&slot).is_none_or(|w| w.is_closed()) {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tasks.spawn(self.clone().work(store.clone(), slot.0.clone(), rx));
+                    workers.insert(slot.clone(), tx);
+                }
+                let _ = workers[&slot].send(id);
             }
             let wait = next.map_or(Duration::from_secs(3600), |at| {
                 at.duration_since(now)
@@ -198,22 +206,22 @@ impl Dispatcher {
                 _ = stop.changed() => {}
             }
         }
-        attempts.abort_all();
-        while attempts.join_next().await.is_some() {}
+        drop(workers);
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 
-    fn slot(&self, tenant: &str, endpoint: &str) -> Arc<Semaphore> {
-        self.slots
-            .lock()
-            .expect("slots lock")
-            .entry((tenant.to_owned(), endpoint.to_owned()))
-            .or_insert_with(|| Arc::new(Semaphore::new(PER_ENDPOINT)))
-            .clone()
-    }
-
-    async fn attempt(self: Arc<Self>, store: Store, tenant: String, id: String) {
-        if let Err(e) = self.try_attempt(&store, &tenant, &id).await {
-            tracing::error!(error = %e, %tenant, %id, "webhook delivery bookkeeping failed");
+    /// One endpoint's worker: attempts its due deliveries one at a time, in order.
+    async fn work(
+        self: Arc<Self>,
+        store: Store,
+        tenant: String,
+        mut due: mpsc::UnboundedReceiver<String>,
+    ) {
+        while let Some(id) = due.recv().await {
+            if let Err(e) = self.try_attempt(&store, &tenant, &id).await {
+                tracing::error!(error = %e, %tenant, %id, "webhook delivery bookkeeping failed");
+            }
         }
     }
 
@@ -234,8 +242,6 @@ impl Dispatcher {
         if record.state != DeliveryState::Pending {
             return Ok(());
         }
-        let slot = self.slot(tenant, &record.endpoint);
-        let _permit = slot.acquire_owned().await.expect("semaphore never closed");
         let started = Instant::now();
         let at = Timestamp::now();
         let (status, error, retry_after) = match &endpoint {
@@ -284,6 +290,7 @@ impl Dispatcher {
         if let (Some(record), Some(due)) = (updated, next) {
             self.enqueue([Queued {
                 tenant: tenant.to_owned(),
+                endpoint: record.endpoint,
                 id: record.id,
                 due,
             }]);

@@ -2,6 +2,8 @@
 //! in the same transaction as the change that caused it, so an event is never lost between
 //! "it happened" and "it was queued", and never sent for a change that did not commit.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use jiff::Timestamp;
 use rand::Rng as _;
 use redb::{ReadableTable, WriteTransaction};
@@ -23,16 +25,22 @@ pub const EVENT_TYPES: &[&str] = &[
 pub struct Queued {
     /// Tenant id.
     pub tenant: String,
+    /// Endpoint id (deliveries to one endpoint go out one at a time, in order).
+    pub endpoint: String,
     /// Delivery (message) id.
     pub id: String,
     /// When its next attempt is due.
     pub due: Timestamp,
 }
 
-/// A new message id: `msg_` + creation time in ms + 64 random bits, so ids sort by creation.
+/// A new message id: `msg_` + creation time in ms + a per-process sequence + 32 random
+/// bits, so ids sort by creation (events of one transaction keep their order) and stay
+/// unique across restarts.
 pub fn message_id(now: Timestamp) -> String {
-    let random: u64 = rand::rng().next_u64();
-    format!("msg_{:013}{random:016x}", now.as_millisecond())
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let random: u32 = rand::rng().next_u32();
+    format!("msg_{:013}{seq:08x}{random:08x}", now.as_millisecond())
 }
 
 /// The endpoints of `tenant`, read inside a write transaction.
@@ -90,6 +98,7 @@ pub fn emit(
         )?;
         queued.push(Queued {
             tenant: tenant.to_owned(),
+            endpoint: record.endpoint,
             id: record.id,
             due: now,
         });

@@ -1,0 +1,296 @@
+//! Durable SLA timers: every pending escalation and breach instant is a row in the timers
+//! table, keyed by its due instant, written in the same transaction as the ticket change that
+//! planned it (so a pause moves it, a met target removes it, a priority change recomputes it).
+//! The scheduler only ever looks at the first key: it sleeps until that instant, fires every
+//! due row in one transaction — marking the ticket, queueing the webhook in the outbox and
+//! deleting the row together — and after a crash or restart simply finds the overdue rows
+//! first and fires them at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use switchboard_rules::{CalendarSet, ClockState, EscalationTrigger, Metric};
+use tokio::sync::Notify;
+
+use crate::service::Service;
+use crate::store::records::{FiredRecord, TicketRecord};
+use crate::store::{self, StoreError};
+use crate::webhooks::{Queued, emit};
+
+/// Most timers fired in one transaction.
+const FIRE_BATCH: usize = 512;
+
+/// What fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A step of the escalation plan (`sla.escalation`).
+    Escalation,
+    /// A target's due instant (`sla.breached`).
+    Breach,
+}
+
+/// One pending timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerRecord {
+    /// Tenant id.
+    pub tenant: String,
+    /// Ticket id.
+    pub ticket: String,
+    /// Its name within the ticket (what [`FiredRecord::name`] remembers).
+    pub name: String,
+    /// Escalation or breach.
+    pub kind: TimerKind,
+    /// The clock.
+    pub metric: Metric,
+    /// The clock's run.
+    pub run: u32,
+    /// The escalation step (escalations only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// When it fires.
+    pub due: Timestamp,
+}
+
+fn key(due: Timestamp, tenant: &str, ticket: &str, name: &str) -> String {
+    format!(
+        "{:013}/{tenant}/{ticket}/{name}",
+        due.as_millisecond().max(0)
+    )
+}
+
+/// The timers a ticket needs now: every escalation instant and target due instant of its
+/// current clocks that has not fired yet, as `(key, timer)`.
+pub fn plan(
+    record: &TicketRecord,
+    tenant: &str,
+    calendars: &CalendarSet,
+    now: Timestamp,
+) -> Vec<(String, TimerRecord)> {
+    let fired = |name: &str| record.fired.iter().any(|f| f.name == name);
+    let mut out = Vec::new();
+    let mut push = |name: String, kind, metric, run, step, due: Timestamp| {
+        if !fired(&name) {
+            let timer = TimerRecord {
+                tenant: tenant.to_owned(),
+                ticket: record.ticket.id.clone(),
+                name,
+                kind,
+                metric,
+                run,
+                step,
+                due,
+            };
+            out.push((key(due, tenant, &timer.ticket, &timer.name), timer));
+        }
+    };
+    if let Ok(instants) = record
+        .sla
+        .escalations(&record.decision.escalations, calendars)
+    {
+        for i in instants {
+            if let Some(at) = i.at {
+                let name = format!("escalation/{}/{}", i.index, i.run);
+                push(
+                    name,
+                    TimerKind::Escalation,
+                    i.metric,
+                    i.run,
+                    Some(i.index),
+                    at,
+                );
+            }
+        }
+    }
+    if let Ok(readings) = record.sla.readings(now, calendars) {
+        for r in readings {
+            let open = matches!(r.state, ClockState::Running | ClockState::Breached);
+            if let (true, Some(due)) = (open, r.due.or(r.breached_at)) {
+                let name = format!("breach/{}/{}", r.metric.as_str(), r.run);
+                push(name, TimerKind::Breach, r.metric, r.run, None, due);
+            }
+        }
+    }
+    out
+}
+
+/// Replaces a ticket's timers inside `txn`: deletes `old` keys, writes `new` ones, and
+/// returns the new keys to store on the ticket.
+pub fn replace_in(
+    txn: &WriteTransaction,
+    old: &[String],
+    new: &[(String, TimerRecord)],
+) -> Result<Vec<String>, StoreError> {
+    let mut table = txn.open_table(store::TIMERS)?;
+    for k in old {
+        table.remove(k.as_str())?;
+    }
+    for (k, timer) in new {
+        table.insert(k.as_str(), store::encode(timer).as_slice())?;
+    }
+    Ok(new.iter().map(|(k, _)| k.clone()).collect())
+}
+
+/// The in-process scheduler of the timers table.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    wake: Notify,
+}
+
+impl Scheduler {
+    /// Tells the scheduler the timers changed (an earlier one may have appeared).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `stop` turns true: fires due timers, then sleeps until the next one.
+    pub async fn run(
+        self: Arc<Self>,
+        service: Arc<Service>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let now = Timestamp::now();
+            let wait = match fire_due(&service, now).await {
+                Ok(Some(next)) => next
+                    .duration_since(now)
+                    .unsigned_abs()
+                    .max(Duration::from_millis(1)),
+                Ok(None) => Duration::from_secs(3600),
+                Err(e) => {
+                    tracing::error!(error = %e, "firing SLA timers failed; retrying");
+                    Duration::from_secs(1)
+                }
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Fires every timer due at `now` (in batches), returning when the next one is due.
+async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+    let upper = format!("{:013}~", now.as_millisecond());
+    loop {
+        // The calendars of the tenants with due timers, so the write below reads clocks
+        // without holding the service (the writer thread must never own the last handle).
+        let mut calendars = HashMap::new();
+        {
+            let txn = service.store.read()?;
+            let table = txn.open_table(store::TIMERS)?;
+            for entry in table.range(..upper.as_str())?.take(FIRE_BATCH) {
+                let (k, v) = entry?;
+                let timer: TimerRecord = store::decode(k.value(), v.value())?;
+                if let Some(view) = service.tenant(&timer.tenant) {
+                    calendars.insert(timer.tenant, view.calendars.clone());
+                }
+            }
+        }
+        let upper = upper.clone();
+        let (queued, more, next) = service
+            .store
+            .write(move |txn| fire_batch(&calendars, txn, &upper, now))
+            .await?;
+        service.deliveries.enqueue(queued);
+        if !more {
+            return Ok(next);
+        }
+    }
+}
+
+/// One transaction's worth of due timers: each marks its ticket, queues its event and goes.
+fn fire_batch(
+    calendars: &HashMap<String, Arc<CalendarSet>>,
+    txn: &WriteTransaction,
+    upper: &str,
+    now: Timestamp,
+) -> Result<(Vec<Queued>, bool, Option<Timestamp>), StoreError> {
+    let due: Vec<(String, TimerRecord)> = {
+        let table = txn.open_table(store::TIMERS)?;
+        let mut due = Vec::new();
+        for entry in table.range(..upper)?.take(FIRE_BATCH) {
+            let (k, v) = entry?;
+            due.push((k.value().to_owned(), store::decode(k.value(), v.value())?));
+        }
+        due
+    };
+    let more = due.len() == FIRE_BATCH;
+    let mut queued = Vec::new();
+    for (k, timer) in due {
+        txn.open_table(store::TIMERS)?.remove(k.as_str())?;
+        let ticket_key = store::tenant_key(&timer.tenant, &timer.ticket);
+        let Some(mut record) = store::get_in::<TicketRecord>(txn, store::TICKETS, &ticket_key)?
+        else {
+            continue;
+        };
+        if !record.timers.contains(&k) {
+            continue; // Replaced by a later change of the ticket.
+        }
+        record.timers.retain(|t| *t != k);
+        record.fired.push(FiredRecord {
+            name: timer.name.clone(),
+            due: timer.due,
+            at: now,
+        });
+        let reading = calendars
+            .get(&timer.tenant)
+            .and_then(|c| record.sla.reading(timer.metric, now, c).ok().flatten());
+        let mut data = json!({
+            "ticket": record.ticket.id,
+            "metric": timer.metric,
+            "run": timer.run,
+            "due": reading.as_ref().and_then(|r| r.due.or(r.breached_at)).unwrap_or(timer.due),
+            "elapsed_secs": reading.as_ref().map(|r| r.elapsed_secs),
+            "percent_elapsed": reading.as_ref().map(|r| r.percent_elapsed),
+            "queue": record.decision.queue,
+            "party": record.decision.party,
+            "priority": record.decision.priority,
+        });
+        let event = match timer.kind {
+            TimerKind::Escalation => {
+                let step = timer.step.and_then(|i| record.decision.escalations.get(i));
+                if let Some(step) = step {
+                    data["label"] = json!(step.label);
+                    data["notify"] = json!(step.notify);
+                    data["threshold"] = json!(threshold(step.trigger));
+                }
+                "sla.escalation"
+            }
+            TimerKind::Breach => "sla.breached",
+        };
+        store::put_in(txn, store::TICKETS, &ticket_key, &record)?;
+        queued.extend(emit(txn, &timer.tenant, event, data, now)?);
+    }
+    let next = {
+        let table = txn.open_table(store::TIMERS)?;
+        let first = table.first()?;
+        first.and_then(|(k, _)| {
+            let ms: i64 = k.value().split('/').next()?.parse().ok()?;
+            Timestamp::from_millisecond(ms).ok()
+        })
+    };
+    Ok((queued, more, next))
+}
+
+/// The trigger as receivers read it.
+fn threshold(trigger: EscalationTrigger) -> serde_json::Value {
+    match trigger {
+        EscalationTrigger::PercentElapsed(p) => json!({"percent_elapsed": p}),
+        EscalationTrigger::MinutesBeforeDue(m) => json!({"minutes_before_due": m}),
+        EscalationTrigger::MinutesAfterDue(m) => json!({"minutes_after_due": m}),
+    }
+}
