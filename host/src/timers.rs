@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -64,9 +65,44 @@ fn key(due: Timestamp, tenant: &str, ticket: &str, name: &str) -> String {
     )
 }
 
-/// The timers a ticket needs now: every escalation instant and target due instant of its
-/// current clocks that has not fired yet, as `(key, timer)`.
+/// Timers planned for a ticket, encoded (off the writer thread) and ready to write.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// `(key, encoded timer)`.
+    pub rows: Vec<(String, Vec<u8>)>,
+    /// The earliest due instant among them.
+    pub earliest: Option<Timestamp>,
+}
+
+impl Planned {
+    /// The keys, to store on the ticket.
+    pub fn keys(&self) -> Vec<String> {
+        self.rows.iter().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+/// The timer row a ticket needs now: its next instant (the earliest escalation or target due
+/// instant of its current clocks that has not fired yet). One row per ticket keeps intake
+/// cheap; when it fires, the ticket's next instant is planned in the same transaction.
 pub fn plan(
+    record: &TicketRecord,
+    tenant: &str,
+    calendars: &CalendarSet,
+    now: Timestamp,
+) -> Planned {
+    let mut all = plan_all(record, tenant, calendars, now);
+    all.truncate(1);
+    Planned {
+        earliest: all.first().map(|(_, t)| t.due),
+        rows: all
+            .into_iter()
+            .map(|(k, t)| (k, store::encode(&t)))
+            .collect(),
+    }
+}
+
+/// Every timer the ticket's clocks have not fired yet, earliest first.
+fn plan_all(
     record: &TicketRecord,
     tenant: &str,
     calendars: &CalendarSet,
@@ -116,36 +152,48 @@ pub fn plan(
             }
         }
     }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
-/// Replaces a ticket's timers inside `txn`: deletes `old` keys, writes `new` ones, and
-/// returns the new keys to store on the ticket.
-pub fn replace_in(
-    txn: &WriteTransaction,
-    old: &[String],
-    new: &[(String, TimerRecord)],
-) -> Result<Vec<String>, StoreError> {
+/// Replaces a ticket's timers inside `txn`: deletes `old` keys, writes `new` ones.
+pub fn replace_in(txn: &WriteTransaction, old: &[String], new: &Planned) -> Result<(), StoreError> {
     let mut table = txn.open_table(store::TIMERS)?;
     for k in old {
         table.remove(k.as_str())?;
     }
-    for (k, timer) in new {
-        table.insert(k.as_str(), store::encode(timer).as_slice())?;
+    for (k, bytes) in &new.rows {
+        table.insert(k.as_str(), bytes.as_slice())?;
     }
-    Ok(new.iter().map(|(k, _)| k.clone()).collect())
+    Ok(())
 }
 
 /// The in-process scheduler of the timers table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Scheduler {
     wake: Notify,
+    /// When the scheduler will next look (ms since the epoch); `i64::MAX` when idle.
+    next_ms: AtomicI64,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler {
+            wake: Notify::new(),
+            next_ms: AtomicI64::new(0),
+        }
+    }
 }
 
 impl Scheduler {
-    /// Tells the scheduler the timers changed (an earlier one may have appeared).
-    pub fn poke(&self) {
-        self.wake.notify_one();
+    /// Tells the scheduler about new timers: it wakes only if one is due before it would
+    /// have looked anyway (so ticket intake does not wake it for timers hours ahead).
+    pub fn poke(&self, earliest: Option<Timestamp>) {
+        let Some(due) = earliest else { return };
+        let due = due.as_millisecond();
+        if self.next_ms.fetch_min(due, Ordering::AcqRel) > due {
+            self.wake.notify_one();
+        }
     }
 
     /// Runs until `stop` turns true: fires due timers, then sleeps until the next one.
@@ -159,20 +207,20 @@ impl Scheduler {
                 break;
             }
             let now = Timestamp::now();
-            let wait = match fire_due(&service, now).await {
-                Ok(Some(next)) => next
-                    .duration_since(now)
-                    .unsigned_abs()
-                    .max(Duration::from_millis(1)),
-                Ok(None) => Duration::from_secs(3600),
+            let (next_ms, wait) = match fire_due(&service, now).await {
+                Ok(Some(next)) => (
+                    next.as_millisecond(),
+                    next.duration_since(now)
+                        .unsigned_abs()
+                        .max(Duration::from_millis(1)),
+                ),
+                Ok(None) => (i64::MAX, Duration::from_secs(3600)),
                 Err(e) => {
                     tracing::error!(error = %e, "firing SLA timers failed; retrying");
-                    Duration::from_secs(1)
+                    (now.as_millisecond() + 1000, Duration::from_secs(1))
                 }
             };
-            if wait.is_zero() {
-                continue;
-            }
+            self.next_ms.store(next_ms, Ordering::Release);
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -189,15 +237,21 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
         // The calendars of the tenants with due timers, so the write below reads clocks
         // without holding the service (the writer thread must never own the last handle).
         let mut calendars = HashMap::new();
+        let mut due = 0;
         {
             let txn = service.store.read()?;
             let table = txn.open_table(store::TIMERS)?;
             for entry in table.range(..upper.as_str())?.take(FIRE_BATCH) {
                 let (k, v) = entry?;
                 let timer: TimerRecord = store::decode(k.value(), v.value())?;
+                due += 1;
                 if let Some(view) = service.tenant(&timer.tenant) {
                     calendars.insert(timer.tenant, view.calendars.clone());
                 }
+            }
+            if due == 0 {
+                // Nothing due: no write, just the next instant.
+                return Ok(first_due(&table)?);
             }
         }
         let upper = upper.clone();
@@ -240,50 +294,77 @@ fn fire_batch(
         if !record.timers.contains(&k) {
             continue; // Replaced by a later change of the ticket.
         }
-        record.timers.retain(|t| *t != k);
-        record.fired.push(FiredRecord {
-            name: timer.name.clone(),
-            due: timer.due,
-            at: now,
-        });
-        let reading = calendars
-            .get(&timer.tenant)
-            .and_then(|c| record.sla.reading(timer.metric, now, c).ok().flatten());
-        let mut data = json!({
-            "ticket": record.ticket.id,
-            "metric": timer.metric,
-            "run": timer.run,
-            "due": reading.as_ref().and_then(|r| r.due.or(r.breached_at)).unwrap_or(timer.due),
-            "elapsed_secs": reading.as_ref().map(|r| r.elapsed_secs),
-            "percent_elapsed": reading.as_ref().map(|r| r.percent_elapsed),
-            "queue": record.decision.queue,
-            "party": record.decision.party,
-            "priority": record.decision.priority,
-        });
-        let event = match timer.kind {
-            TimerKind::Escalation => {
-                let step = timer.step.and_then(|i| record.decision.escalations.get(i));
-                if let Some(step) = step {
-                    data["label"] = json!(step.label);
-                    data["notify"] = json!(step.notify);
-                    data["threshold"] = json!(threshold(step.trigger));
-                }
-                "sla.escalation"
-            }
-            TimerKind::Breach => "sla.breached",
+        let Some(calendars) = calendars.get(&timer.tenant) else {
+            continue;
         };
+        // Everything of the ticket due by now fires, in order; then its next row.
+        for (_, t) in plan_all(&record, &timer.tenant, calendars, now) {
+            if t.due > now {
+                break;
+            }
+            queued.extend(fire_one(txn, &mut record, &t, calendars, now)?);
+        }
+        let next = plan(&record, &timer.tenant, calendars, now);
+        replace_in(txn, &[], &next)?;
+        record.timers = next.keys();
         store::put_in(txn, store::TICKETS, &ticket_key, &record)?;
-        queued.extend(emit(txn, &timer.tenant, event, data, now)?);
     }
-    let next = {
-        let table = txn.open_table(store::TIMERS)?;
-        let first = table.first()?;
-        first.and_then(|(k, _)| {
-            let ms: i64 = k.value().split('/').next()?.parse().ok()?;
-            Timestamp::from_millisecond(ms).ok()
-        })
-    };
+    let next = first_due(&txn.open_table(store::TIMERS)?)?;
     Ok((queued, more, next))
+}
+
+/// Marks `timer` fired on the ticket and queues its webhook event.
+fn fire_one(
+    txn: &WriteTransaction,
+    record: &mut TicketRecord,
+    timer: &TimerRecord,
+    calendars: &CalendarSet,
+    now: Timestamp,
+) -> Result<Vec<Queued>, StoreError> {
+    record.fired.push(FiredRecord {
+        name: timer.name.clone(),
+        due: timer.due,
+        at: now,
+    });
+    let reading = record
+        .sla
+        .reading(timer.metric, now, calendars)
+        .ok()
+        .flatten();
+    let mut data = json!({
+        "ticket": record.ticket.id,
+        "metric": timer.metric,
+        "run": timer.run,
+        "due": reading.as_ref().and_then(|r| r.due.or(r.breached_at)).unwrap_or(timer.due),
+        "elapsed_secs": reading.as_ref().map(|r| r.elapsed_secs),
+        "percent_elapsed": reading.as_ref().map(|r| r.percent_elapsed),
+        "queue": record.decision.queue,
+        "party": record.decision.party,
+        "priority": record.decision.priority,
+    });
+    let event = match timer.kind {
+        TimerKind::Escalation => {
+            let step = timer.step.and_then(|i| record.decision.escalations.get(i));
+            if let Some(step) = step {
+                data["label"] = json!(step.label);
+                data["notify"] = json!(step.notify);
+                data["threshold"] = json!(threshold(step.trigger));
+            }
+            "sla.escalation"
+        }
+        TimerKind::Breach => "sla.breached",
+    };
+    emit(txn, &timer.tenant, event, data, now)
+}
+
+/// The due instant of the first timer in the table.
+fn first_due(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<Timestamp>, StoreError> {
+    Ok(table.first()?.and_then(|(k, _)| {
+        let ms: i64 = k.value().split('/').next()?.parse().ok()?;
+        Timestamp::from_millisecond(ms).ok()
+    }))
 }
 
 /// The trigger as receivers read it.

@@ -231,7 +231,8 @@ pub(crate) async fn create(
     };
     let mut record = record;
     let planned = timers::plan(&record, &t, &view.calendars, now);
-    record.timers = planned.iter().map(|(k, _)| k.clone()).collect();
+    record.timers = planned.keys();
+    let earliest = planned.earliest;
     // Encoded here, on the request's task: the writer thread serves every request.
     let bytes = store::encode(&record);
     let tenant_id = t.clone();
@@ -252,7 +253,7 @@ pub(crate) async fn create(
         .await?;
     service.deliveries.enqueue(queued);
     if fresh {
-        service.timers.poke();
+        service.timers.poke(earliest);
     }
     let body = summary(&record, &view, now);
     Ok(if fresh { created(body) } else { ok(body) })
@@ -458,7 +459,8 @@ pub(crate) async fn event(
         let old_timers = current.timers.clone();
         let mut next = apply_event(&service, &view, current, input, caller.0.id()).await?;
         let planned = timers::plan(&next, &t, &view.calendars, Timestamp::now());
-        next.timers = planned.iter().map(|(k, _)| k.clone()).collect();
+        next.timers = planned.keys();
+        let earliest = planned.earliest;
         let bytes = store::encode(&next);
         let written = service
             .store
@@ -479,7 +481,7 @@ pub(crate) async fn event(
             })
             .await?;
         if written {
-            service.timers.poke();
+            service.timers.poke(earliest);
             return Ok(ok(full_view(&next, &view, Timestamp::now())));
         }
     }

@@ -132,11 +132,15 @@ impl Dispatcher {
     /// Schedules deliveries whose transaction has committed.
     pub fn enqueue(&self, items: impl IntoIterator<Item = Queued>) {
         let mut queue = self.queue.lock().expect("queue lock");
+        let before = queue.len();
         for q in items {
             queue.insert((q.due, q.id, q.tenant, q.endpoint));
         }
+        let added = queue.len() > before;
         drop(queue);
-        self.wake.notify_one();
+        if added {
+            self.wake.notify_one();
+        }
     }
 
     /// Queues every pending delivery in the store (on start).
