@@ -251,7 +251,7 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
             }
             if due == 0 {
                 // Nothing due: no write, just the next instant.
-                return Ok(first_due(&table)?);
+                return first_due(&table);
             }
         }
         let upper = upper.clone();
