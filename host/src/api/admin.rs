@@ -171,7 +171,7 @@ pub(crate) async fn create_key(
                 created_at: Timestamp::now(),
                 revision: 1,
             };
-            let (tenant, ()) = write_with_tenant(&service, &t, {
+            write_with_tenant(&service, &t, {
                 let record = record.clone();
                 move |txn, tenant| {
                     store::put_in(txn, store::KEYS, &record.id, &record)?;
@@ -188,16 +188,13 @@ pub(crate) async fn create_key(
             })
             .await?;
             service.put_key(record);
-            service
-                .put_tenant(tenant)
-                .map_err(|e| ApiError::internal(&e))?;
             Ok(created(
                 json!({"id": id, "key": key, "name": name, "role": role_name(body.role)}),
             ))
         }
         (None, Some(key_id)) => {
             let role = body.role;
-            let (tenant, key) = write_with_tenant(&service, &t, {
+            let key = write_with_tenant(&service, &t, {
                 let (t, key_id) = (t.clone(), key_id.clone());
                 move |txn, tenant| {
                     let Some(mut key) = store::get_in::<KeyRecord>(txn, store::KEYS, &key_id)?
@@ -218,20 +215,11 @@ pub(crate) async fn create_key(
                     Ok(Some(key))
                 }
             })
-            .await
-            .and_then(|(tenant, key)| {
-                Ok((
-                    tenant,
-                    key.ok_or_else(|| ApiError::not_found(format!("no key {key_id:?}")))?,
-                ))
-            })?;
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no key {key_id:?}")))?;
             service.put_key(key.clone());
-            service
-                .put_tenant(tenant)
-                .map_err(|e| ApiError::internal(&e))?;
-            Ok(created(
-                json!({"id": key.id, "name": key.name, "role": role_name(role)}),
-            ))
+            // The key's name stays with the tenant that made it.
+            Ok(created(json!({"id": key.id, "role": role_name(role)})))
         }
         _ => Err(ApiError::invalid(
             "invalid_body",
@@ -241,14 +229,15 @@ pub(crate) async fn create_key(
 }
 
 /// Runs `op` on the tenant's record in one transaction (re-reading it there, so concurrent
-/// admin changes serialize) and stores the record with a new revision.
+/// admin changes serialize), stores the record with a new revision, and refreshes the
+/// in-memory view from what was committed.
 pub(crate) async fn write_with_tenant<R: Send + 'static>(
     service: &AppState,
     t: &str,
     op: impl FnOnce(&redb::WriteTransaction, &mut TenantRecord) -> Result<R, StoreError>
     + Send
     + 'static,
-) -> Result<(TenantRecord, R), ApiError> {
+) -> Result<R, ApiError> {
     let t = t.to_owned();
     let result = service
         .store
@@ -262,7 +251,11 @@ pub(crate) async fn write_with_tenant<R: Send + 'static>(
             Ok(Some((tenant, r)))
         })
         .await?;
-    result.ok_or_else(|| ApiError::not_found("no such tenant"))
+    let (tenant, r) = result.ok_or_else(|| ApiError::not_found("no such tenant"))?;
+    service
+        .put_tenant(tenant)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(r)
 }
 
 /// `GET …/keys` (admin): keys with a role on this tenant.
@@ -299,7 +292,7 @@ pub(crate) async fn revoke_key(
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Admin)?;
     let who = caller.0.id().to_owned();
-    let (tenant, key) = write_with_tenant(&service, &t, {
+    let key = write_with_tenant(&service, &t, {
         let (t, key_id) = (t.clone(), key_id.clone());
         move |txn, tenant| {
             let Some(mut key) = store::get_in::<KeyRecord>(txn, store::KEYS, &key_id)? else {
@@ -325,9 +318,6 @@ pub(crate) async fn revoke_key(
     let key =
         key.ok_or_else(|| ApiError::not_found(format!("no key {key_id:?} on this tenant")))?;
     service.put_key(key);
-    service
-        .put_tenant(tenant)
-        .map_err(|e| ApiError::internal(&e))?;
     Ok(ok(json!({"id": key_id, "revoked": true})))
 }
 
@@ -355,7 +345,7 @@ pub(crate) async fn put_settings(
             .map_err(|e| ApiError::invalid("invalid_fallback", format!("fallback: {e}")))?;
     }
     let who = caller.0.id().to_owned();
-    let (tenant, ()) = write_with_tenant(&service, &t, {
+    write_with_tenant(&service, &t, {
         let settings = settings.clone();
         move |txn, tenant| {
             tenant.settings = settings;
@@ -363,9 +353,6 @@ pub(crate) async fn put_settings(
         }
     })
     .await?;
-    service
-        .put_tenant(tenant)
-        .map_err(|e| ApiError::internal(&e))?;
     Ok(ok(settings))
 }
 
@@ -410,7 +397,7 @@ pub(crate) async fn put_config(
         ));
     }
     let who = caller.0.id().to_owned();
-    let (tenant, ()) = write_with_tenant(&service, &t, {
+    write_with_tenant(&service, &t, {
         let config = config.clone();
         move |txn, tenant| {
             tenant.config = config;
@@ -418,9 +405,6 @@ pub(crate) async fn put_config(
         }
     })
     .await?;
-    service
-        .put_tenant(tenant)
-        .map_err(|e| ApiError::internal(&e))?;
     Ok(ok(config))
 }
 
@@ -456,7 +440,7 @@ pub(crate) async fn put_calendar(
     }
     Calendar::new(&spec).map_err(|e| ApiError::invalid("invalid_calendar", e.to_string()))?;
     let who = caller.0.id().to_owned();
-    let (tenant, ()) = write_with_tenant(&service, &t, {
+    write_with_tenant(&service, &t, {
         let (spec, id) = (spec.clone(), id.clone());
         move |txn, tenant| {
             tenant.calendars.insert(id.clone(), spec);
@@ -471,9 +455,6 @@ pub(crate) async fn put_calendar(
         }
     })
     .await?;
-    service
-        .put_tenant(tenant)
-        .map_err(|e| ApiError::internal(&e))?;
     Ok(ok(json!({"id": id, "calendar": spec})))
 }
 

@@ -70,44 +70,40 @@ pub(crate) async fn upload(
         other => ApiError::invalid(other.code(), other.to_string()),
     })?;
     let who = caller.0.id().to_owned();
-    let record = {
-        let sha256 = module.sha256().to_owned();
-        let contract = module.contract_version().to_owned();
-        let size = module.size();
-        let (tenant, record) = with_tenant(&service, &t, move |txn, tenant| {
-            tenant.last_version += 1;
-            let record = RuleRecord {
-                version: tenant.last_version,
-                sha256: sha256.clone(),
-                size,
-                contract,
-                status: RuleStatus::Uploaded,
-                uploaded_by: who.clone(),
-                uploaded_at: Timestamp::now(),
-                approved_by: None,
-                approved_at: None,
-                activated_at: None,
-            };
-            {
-                let mut modules = txn.open_table(store::MODULES)?;
-                modules.insert(sha256.as_str(), body.as_ref())?;
-            }
-            store::put_in(
-                txn,
-                store::RULES,
-                &rule_key(&tenant.id, record.version),
-                &record,
-            )?;
-            let target = format!("rules/{}", record.version);
-            audit(txn, tenant, &who, "rule.upload", &target, Some(sha256))?;
-            Ok(record)
-        })
-        .await?;
-        service
-            .put_tenant(tenant)
-            .map_err(|e| ApiError::internal(&e))?;
-        record
-    };
+    let (sha256, contract, size) = (
+        module.sha256().to_owned(),
+        module.contract_version().to_owned(),
+        module.size(),
+    );
+    let record = with_tenant(&service, &t, move |txn, tenant| {
+        tenant.last_version += 1;
+        let record = RuleRecord {
+            version: tenant.last_version,
+            sha256: sha256.clone(),
+            size,
+            contract,
+            status: RuleStatus::Uploaded,
+            uploaded_by: who.clone(),
+            uploaded_at: Timestamp::now(),
+            approved_by: None,
+            approved_at: None,
+            activated_at: None,
+        };
+        {
+            let mut modules = txn.open_table(store::MODULES)?;
+            modules.insert(sha256.as_str(), body.as_ref())?;
+        }
+        store::put_in(
+            txn,
+            store::RULES,
+            &rule_key(&tenant.id, record.version),
+            &record,
+        )?;
+        let target = format!("rules/{}", record.version);
+        audit(txn, tenant, &who, "rule.upload", &target, Some(sha256))?;
+        Ok(record)
+    })
+    .await?;
     service.remember_module(module);
     Ok(created(json!({
         "version": record.version,
@@ -151,14 +147,9 @@ async fn lifecycle_step(
     + Send
     + 'static,
 ) -> Result<RuleRecord, ApiError> {
-    let (tenant, outcome) = with_tenant(service, t, step).await?;
+    let outcome = with_tenant(service, t, step).await?;
     match outcome {
-        Step::Done(record) => {
-            service
-                .put_tenant(tenant)
-                .map_err(|e| ApiError::internal(&e))?;
-            Ok(record)
-        }
+        Step::Done(record) => Ok(record),
         Step::Refused(e) => Err(e),
     }
 }

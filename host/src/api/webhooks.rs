@@ -74,7 +74,7 @@ pub(crate) async fn put(
     }
     let who = caller.0.id().to_owned();
     let now = Timestamp::now();
-    let (tenant, (fresh, record, secret)) = write_with_tenant(&service, &t, {
+    let (fresh, record, secret) = write_with_tenant(&service, &t, {
         let id = id.clone();
         move |txn, tenant| {
             let key = store::tenant_key(&tenant.id, &id);
@@ -119,9 +119,6 @@ pub(crate) async fn put(
         }
     })
     .await?;
-    service
-        .put_tenant(tenant)
-        .map_err(|e| ApiError::internal(&e))?;
     let mut answer = json!({"id": record.id, "url": record.url, "events": record.events});
     if let Some(secret) = secret {
         answer["secret"] = json!(secret);
