@@ -63,6 +63,13 @@ impl Metrics {
         let head = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
+        let scalar = |out: &mut String, name: &str, help: &str, value: String| {
+            head(out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        };
+        let count = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let seconds = |a: &AtomicU64| (a.load(Ordering::Relaxed) as f64 / 1e6).to_string();
+
         head(
             &mut out,
             "switchboard_http_requests_total",
@@ -75,50 +82,29 @@ impl Metrics {
                 "switchboard_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
             );
         }
-        let seconds = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
-        head(
+        scalar(
             &mut out,
             "switchboard_http_request_seconds_sum",
-            "counter",
             "Time spent serving HTTP requests.",
+            seconds(&self.request_micros),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_http_request_seconds_sum {}",
-            seconds(&self.request_micros)
-        );
-        head(
+        scalar(
             &mut out,
             "switchboard_rule_evaluations_total",
-            "counter",
             "Rule evaluations.",
+            count(&self.evaluations),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_rule_evaluations_total {}",
-            self.evaluations.load(Ordering::Relaxed)
-        );
-        head(
+        scalar(
             &mut out,
             "switchboard_rule_evaluation_seconds_sum",
-            "counter",
             "Time spent evaluating rules.",
+            seconds(&self.evaluation_micros),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_rule_evaluation_seconds_sum {}",
-            seconds(&self.evaluation_micros)
-        );
-        head(
+        scalar(
             &mut out,
             "switchboard_rule_fuel_total",
-            "counter",
             "Fuel consumed by rule evaluations.",
-        );
-        let _ = writeln!(
-            out,
-            "switchboard_rule_fuel_total {}",
-            self.fuel.load(Ordering::Relaxed)
+            count(&self.fuel),
         );
         head(
             &mut out,
@@ -132,38 +118,23 @@ impl Metrics {
                 "switchboard_rule_failures_total{{kind=\"{kind}\"}} {n}"
             );
         }
-        head(
+        scalar(
             &mut out,
             "switchboard_fallbacks_total",
-            "counter",
             "Tickets routed by the fallback decision.",
+            count(&self.fallbacks),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_fallbacks_total {}",
-            self.fallbacks.load(Ordering::Relaxed)
-        );
-        head(
+        scalar(
             &mut out,
             "switchboard_store_commits_total",
-            "counter",
             "Durable (fsynced) group commits.",
+            count(&store.commits),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_store_commits_total {}",
-            store.commits.load(Ordering::Relaxed)
-        );
-        head(
+        scalar(
             &mut out,
             "switchboard_store_writes_total",
-            "counter",
             "Writes carried by those commits.",
-        );
-        let _ = writeln!(
-            out,
-            "switchboard_store_writes_total {}",
-            store.writes.load(Ordering::Relaxed)
+            count(&store.writes),
         );
         head(
             &mut out,
