@@ -506,3 +506,71 @@ async fn a_key_granted_on_two_tenants_until_revoked() {
     assert_eq!(actions, ["key.grant", "key.grant", "key.revoke"]);
     server.stop().await;
 }
+
+/// Four-eyes holds against the sidesteps a single admin could try: switching it off alone,
+/// activating a version they approved themselves while it was off, or rolling back to one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_cannot_be_sidestepped_by_one_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = server.create_team("fe").await;
+    let (admin, admin2) = (team.admin().to_owned(), team.admin2.key.clone());
+    let settings = "/v1/tenants/fe/settings";
+    let off = json!({"four_eyes": false});
+    let on = json!({"four_eyes": true});
+    let four_eyes = |reply: Reply| reply.expect(200)["four_eyes"].clone();
+
+    // Switching off takes two different admins; the same admin asking twice is still pending.
+    server.put(settings, &admin, off.clone()).await.expect(202);
+    server.put(settings, &admin, off.clone()).await.expect(202);
+    assert_eq!(four_eyes(server.get(settings, &admin).await), true);
+    server.put(settings, &admin2, off.clone()).await.expect(200);
+    assert_eq!(four_eyes(server.get(settings, &admin).await), false);
+
+    // With four-eyes off, an admin uploads, approves and activates alone.
+    let v1 = server
+        .upload("fe", &admin, guest("vip-and-security"))
+        .await
+        .expect(201)["version"]
+        .as_u64()
+        .unwrap();
+    let rules = "/v1/tenants/fe/rules";
+    server
+        .post_empty(&format!("{rules}/{v1}/approve"), &admin)
+        .await
+        .expect(200);
+    server
+        .post_empty(&format!("{rules}/{v1}/activate"), &admin)
+        .await
+        .expect(200);
+    // v2 goes through a real second pair of eyes.
+    let v2 = server
+        .upload("fe", &team.operator.key, guest("co-managed-split"))
+        .await
+        .expect(201)["version"]
+        .as_u64()
+        .unwrap();
+    server
+        .post_empty(&format!("{rules}/{v2}/approve"), &admin)
+        .await
+        .expect(200);
+    server
+        .post_empty(&format!("{rules}/{v2}/activate"), &admin)
+        .await
+        .expect(200);
+
+    // Switching on takes one admin. Then the self-approved v1 can neither be activated nor
+    // rolled back to.
+    server.put(settings, &admin, on).await.expect(200);
+    server
+        .post_empty(&format!("{rules}/{v1}/activate"), &admin2)
+        .await
+        .expect_error(409, "not_approved");
+    server
+        .post_empty(&format!("{rules}/rollback"), &admin2)
+        .await
+        .expect_error(409, "not_approved");
+    let list = server.get(rules, &admin).await;
+    assert_eq!(list.expect(200)["active"], v2, "nothing changed");
+    server.stop().await;
+}

@@ -221,6 +221,39 @@ async fn a_failed_rule_is_delivered_signed_and_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_that_fails_on_reroute_is_delivered_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, secret) = setup(&server, "reroute", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+
+    // Routed fine at creation; the category change re-runs the rule, which now fails.
+    server
+        .post(
+            &team.path("/tickets"),
+            &team.intake.key,
+            json!({"id": "R-1", "category": "fine"}),
+        )
+        .await
+        .expect(201);
+    let reply = server
+        .post(
+            &team.path("/tickets/R-1/events"),
+            &team.operator.key,
+            json!({"type": "updated", "changes": {"category": "loop"}}),
+        )
+        .await;
+    assert_eq!(reply.expect(200)["decision"]["queue"], "triage");
+    let got = receiver.next().await;
+    assert_eq!(got.verified, 1);
+    assert_eq!(got.body["type"], "rule.failed");
+    assert_eq!(got.body["data"]["ticket"], "R-1");
+    assert_eq!(got.body["data"]["kind"], "fuel_exhausted");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_and_retry_after_are_retried_with_the_same_id() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;

@@ -207,6 +207,10 @@ impl Scheduler {
                 break;
             }
             let now = Timestamp::now();
+            // While firing, every poke must wake us again (a timer committed meanwhile may be
+            // one this pass does not see): with MAX stored, any poke notifies, and the stored
+            // permit makes the select below return at once.
+            self.next_ms.store(i64::MAX, Ordering::Release);
             let (next_ms, wait) = match fire_due(&service, now).await {
                 Ok(Some(next)) => (
                     next.as_millisecond(),
@@ -220,7 +224,7 @@ impl Scheduler {
                     (now.as_millisecond() + 1000, Duration::from_secs(1))
                 }
             };
-            self.next_ms.store(next_ms, Ordering::Release);
+            self.next_ms.fetch_min(next_ms, Ordering::AcqRel);
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -285,6 +289,10 @@ fn fire_batch(
     let more = due.len() == FIRE_BATCH;
     let mut queued = Vec::new();
     for (k, timer) in due {
+        let Some(calendars) = calendars.get(&timer.tenant) else {
+            // A row committed after the calendars were gathered: the next pass takes it.
+            continue;
+        };
         txn.open_table(store::TIMERS)?.remove(k.as_str())?;
         let ticket_key = store::tenant_key(&timer.tenant, &timer.ticket);
         let Some(mut record) = store::get_in::<TicketRecord>(txn, store::TICKETS, &ticket_key)?
@@ -294,9 +302,6 @@ fn fire_batch(
         if !record.timers.contains(&k) {
             continue; // Replaced by a later change of the ticket.
         }
-        let Some(calendars) = calendars.get(&timer.tenant) else {
-            continue;
-        };
         // Everything of the ticket due by now fires, in order; then its next row.
         for (_, t) in plan_all(&record, &timer.tenant, calendars, now) {
             if t.due > now {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -71,6 +71,7 @@ pub(crate) async fn create_tenant(
         last_version: 0,
         last_audit: 0,
         revision: 1,
+        four_eyes_off_requested_by: None,
     };
     let admin = KeyRecord {
         id: key_id.clone(),
@@ -345,14 +346,45 @@ pub(crate) async fn put_settings(
             .map_err(|e| ApiError::invalid("invalid_fallback", format!("fallback: {e}")))?;
     }
     let who = caller.0.id().to_owned();
-    write_with_tenant(&service, &t, {
+    // Turning four-eyes off is itself a four-eyes action: the first admin's request waits for
+    // a second, different admin to send the same change.
+    let applied = write_with_tenant(&service, &t, {
         let settings = settings.clone();
         move |txn, tenant| {
+            let switching_off = tenant.settings.four_eyes && !settings.four_eyes;
+            if switching_off {
+                match &tenant.four_eyes_off_requested_by {
+                    Some(first) if *first != who => {}
+                    _ => {
+                        tenant.four_eyes_off_requested_by = Some(who.clone());
+                        audit(
+                            txn,
+                            tenant,
+                            &who,
+                            "settings.four_eyes_off.request",
+                            "settings",
+                            None,
+                        )?;
+                        return Ok(false);
+                    }
+                }
+            }
+            tenant.four_eyes_off_requested_by = None;
             tenant.settings = settings;
-            audit(txn, tenant, &who, "settings.put", "settings", None)
+            audit(txn, tenant, &who, "settings.put", "settings", None)?;
+            Ok(true)
         }
     })
     .await?;
+    if !applied {
+        return Ok((
+            axum::http::StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "pending": "turning four-eyes approval off needs a second admin: another admin key must send the same settings",
+            })),
+        )
+            .into_response());
+    }
     Ok(ok(settings))
 }
 

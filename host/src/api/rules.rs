@@ -197,6 +197,14 @@ pub(crate) async fn approve(
     Ok(ok(record))
 }
 
+/// Whether a version carries an approval by a key other than its uploader's (a version
+/// approved by its own uploader while four-eyes was off does not count once it is on).
+fn four_eyes_approved(rule: &RuleRecord) -> bool {
+    rule.approved_by
+        .as_ref()
+        .is_some_and(|approver| *approver != rule.uploaded_by)
+}
+
 /// Marks a version that stops being active as retired.
 fn retire(txn: &redb::WriteTransaction, t: &str, version: u32) -> Result<(), StoreError> {
     if let Some(mut old) = load_rule(txn, t, version)? {
@@ -248,10 +256,10 @@ pub(crate) async fn activate(
         let Some(rule) = load_rule(txn, &tenant.id, version)? else {
             return Ok(Step::Refused(ApiError::not_found(format!("no rule version {version}"))));
         };
-        if tenant.settings.four_eyes && rule.approved_by.is_none() {
+        if tenant.settings.four_eyes && !four_eyes_approved(&rule) {
             return Ok(Step::Refused(ApiError::conflict(
                 "not_approved",
-                format!("four-eyes approval is on: version {version} must be approved by another admin first"),
+                format!("four-eyes approval is on: version {version} must be approved by another admin than its uploader first"),
             )));
         }
         if tenant.active == Some(version) {
@@ -275,7 +283,8 @@ pub(crate) async fn rollback(
     require(&service, &caller, &t, Role::Admin)?;
     let who = caller.0.id().to_owned();
     let record = lifecycle_step(&service, &t, move |txn, tenant| {
-        let Some(previous) = tenant.history.pop() else {
+        // Look before popping: a refusal below still writes the tenant record.
+        let Some(previous) = tenant.history.last().copied() else {
             return Ok(Step::Refused(ApiError::conflict(
                 "nothing_to_roll_back",
                 "no version was active before the current one",
@@ -286,6 +295,13 @@ pub(crate) async fn rollback(
                 &"rollback target missing",
             )));
         };
+        if tenant.settings.four_eyes && !four_eyes_approved(&rule) {
+            return Ok(Step::Refused(ApiError::conflict(
+                "not_approved",
+                format!("four-eyes approval is on: version {previous} was never approved by another admin than its uploader, so it cannot come back"),
+            )));
+        }
+        tenant.history.pop();
         if let Some(current) = tenant.active.take() {
             retire(txn, &tenant.id, current)?;
         }

@@ -457,7 +457,10 @@ pub(crate) async fn event(
         };
         let seen = current.events.len();
         let old_timers = current.timers.clone();
-        let mut next = apply_event(&service, &view, current, input, caller.0.id()).await?;
+        let (mut next, rerouted) =
+            apply_event(&service, &view, current, input, caller.0.id()).await?;
+        let failed = if rerouted { rule_failed(&next) } else { None };
+        let tenant_id = t.clone();
         let planned = timers::plan(&next, &t, &view.calendars, Timestamp::now());
         next.timers = planned.keys();
         let earliest = planned.earliest;
@@ -469,18 +472,23 @@ pub(crate) async fn event(
                 move |txn| {
                     let Some(now) = store::get_in::<TicketRecord>(txn, store::TICKETS, &key)?
                     else {
-                        return Ok(false);
+                        return Ok(None);
                     };
                     if now.events.len() != seen || now.timers != old_timers {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
                     timers::replace_in(txn, &old_timers, &planned)?;
-                    Ok(true)
+                    let queued = match failed {
+                        Some(data) => emit(txn, &tenant_id, "rule.failed", data, Timestamp::now())?,
+                        None => Vec::new(),
+                    };
+                    Ok(Some(queued))
                 }
             })
             .await?;
-        if written {
+        if let Some(queued) = written {
+            service.deliveries.enqueue(queued);
             service.timers.poke(earliest);
             return Ok(ok(full_view(&next, &view, Timestamp::now())));
         }
@@ -491,14 +499,15 @@ pub(crate) async fn event(
     ))
 }
 
-/// The ticket after `input`: SLA clocks moved, and for routing changes the rule re-run.
+/// The ticket after `input`: SLA clocks moved, and for routing changes the rule re-run
+/// (the flag says whether it was).
 async fn apply_event(
     service: &Arc<Service>,
     view: &Arc<TenantView>,
     mut record: TicketRecord,
     input: EventInput,
     by: &str,
-) -> Result<TicketRecord, ApiError> {
+) -> Result<(TicketRecord, bool), ApiError> {
     let now = Timestamp::now();
     let when = |at: Option<Timestamp>| super::instant_at_most_now(at, now, "at");
     let paused = &view.record.settings.paused_statuses;
@@ -568,6 +577,7 @@ async fn apply_event(
             ("updated", at, Some(detail), reroute)
         }
     };
+    let rerouted = reroute.is_some();
     if let Some(changes) = reroute {
         record.ticket.updated_at = at;
         let event = TicketEvent {
@@ -591,7 +601,7 @@ async fn apply_event(
         by: by.to_owned(),
         detail,
     });
-    Ok(record)
+    Ok((record, rerouted))
 }
 
 #[derive(Debug, Deserialize)]

@@ -99,6 +99,9 @@ pub struct TenantRecord {
     /// Bumped on every change, so caches keep the newest.
     #[serde(default)]
     pub revision: u64,
+    /// The admin key that asked to turn four-eyes approval off, waiting for a second admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub four_eyes_off_requested_by: Option<String>,
 }
 
 /// An API key. The secret is never stored, only its sha256.

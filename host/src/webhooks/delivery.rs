@@ -111,6 +111,8 @@ impl Dispatcher {
     pub fn new(config: DeliveryConfig) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the policy resolver.
+            .no_proxy()
             .timeout(ATTEMPT_TIMEOUT)
             .dns_resolver(Arc::new(PolicyResolver(config.policy.clone())))
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
