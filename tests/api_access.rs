@@ -33,6 +33,13 @@ enum Route {
     ReadTicket,
     PostEvent,
     Audit,
+    PutWebhook,
+    ListWebhooks,
+    Deliveries,
+    DeleteWebhook,
+    PutSchedule,
+    ListSchedules,
+    DeleteSchedule,
 }
 
 const VIEWER: u8 = 0;
@@ -41,7 +48,7 @@ const OPERATOR: u8 = 2;
 const ADMIN: u8 = 3;
 
 /// Every tenant route with the least role allowed to call it (SPEC's table).
-const ROUTES: [(Route, u8); 22] = [
+const ROUTES: [(Route, u8); 29] = [
     (Route::CreateKey, ADMIN),
     (Route::ListKeys, ADMIN),
     (Route::RevokeKey, ADMIN),
@@ -64,6 +71,13 @@ const ROUTES: [(Route, u8); 22] = [
     (Route::ReadTicket, VIEWER),
     (Route::PostEvent, INTAKE),
     (Route::Audit, ADMIN),
+    (Route::PutWebhook, ADMIN),
+    (Route::ListWebhooks, VIEWER),
+    (Route::Deliveries, VIEWER),
+    (Route::DeleteWebhook, ADMIN),
+    (Route::PutSchedule, ADMIN),
+    (Route::ListSchedules, VIEWER),
+    (Route::DeleteSchedule, ADMIN),
 ];
 
 /// A request: method, path, body.
@@ -99,7 +113,21 @@ async fn furnished(api: &Api, id: &str) -> Team {
     )
     .await
     .expect(201);
+    api.put(&team.path("/webhooks/ops"), team.admin(), webhook())
+        .await
+        .expect(201);
+    api.put(&team.path("/schedules/digest"), team.admin(), schedule())
+        .await
+        .expect(201);
     team
+}
+
+fn webhook() -> Value {
+    json!({"url": "https://example.com/hook", "events": ["schedule.fired"]})
+}
+
+fn schedule() -> Value {
+    json!({"cron": "0 8 * * 1-5", "timezone": "America/New_York", "event": "sla.digest"})
 }
 
 /// A valid request for `route` on `team`'s tenant, preparing with its admin whatever the
@@ -182,6 +210,25 @@ async fn request(api: &Api, team: &Team, route: Route) -> Req {
             Body::Json(json!({"type": "status", "status": "open"})),
         ),
         Route::Audit => Req(Method::GET, p("/audit"), Body::None),
+        Route::PutWebhook => Req(Method::PUT, p("/webhooks/ops"), Body::Json(webhook())),
+        Route::ListWebhooks => Req(Method::GET, p("/webhooks"), Body::None),
+        Route::Deliveries => Req(Method::GET, p("/webhooks/ops/deliveries"), Body::None),
+        Route::DeleteWebhook => {
+            let id = unique_id("gone");
+            api.put(&p(&format!("/webhooks/{id}")), admin, webhook())
+                .await
+                .expect(201);
+            Req(Method::DELETE, p(&format!("/webhooks/{id}")), Body::None)
+        }
+        Route::PutSchedule => Req(Method::PUT, p("/schedules/digest"), Body::Json(schedule())),
+        Route::ListSchedules => Req(Method::GET, p("/schedules"), Body::None),
+        Route::DeleteSchedule => {
+            let id = unique_id("gone");
+            api.put(&p(&format!("/schedules/{id}")), admin, schedule())
+                .await
+                .expect(201);
+            Req(Method::DELETE, p(&format!("/schedules/{id}")), Body::None)
+        }
     }
 }
 

@@ -2,143 +2,13 @@
 //! HMAC code (not the sender's), failure modes (500s, 429 with Retry-After, a receiver that is
 //! down then back, dead-letter and manual retry), secret rotation and the outbound URL policy.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use switchboard_host::webhooks::{DeliveryConfig, UrlPolicy};
+use switchboard_host::webhooks::DeliveryConfig;
 use switchboard_tests::guest;
+use switchboard_tests::receiver::{PATIENCE, Received, Receiver, fast_delivery, receiver_on};
 use switchboard_tests::server::{Team, TestServer};
-use tokio::sync::mpsc;
-
-/// A bound on bugs (a delivery that never comes), not a synchronisation.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// One request as the receiver saw it, with its signature already checked.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    body: Value,
-    /// How many `v1,` signatures verified with the secrets the receiver knows.
-    verified: usize,
-    at: Instant,
-}
-
-/// What the receiver answers, in order; 200 once the script runs out.
-type Script = Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>;
-
-/// Verifies a Standard Webhooks signature header against `secret` (`whsec_…`), written from
-/// the specification, independently of the service's signing code.
-fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> usize {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
-        .expect("base64 secret");
-    let id = headers["webhook-id"].to_str().unwrap();
-    let ts = headers["webhook-timestamp"].to_str().unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{ts}.").as_bytes());
-    mac.update(body);
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    headers["webhook-signature"]
-        .to_str()
-        .unwrap()
-        .split(' ')
-        .filter(|s| *s == expected)
-        .count()
-}
-
-struct Receiver {
-    addr: SocketAddr,
-    secrets: Arc<Mutex<Vec<String>>>,
-    script: Script,
-    rx: mpsc::UnboundedReceiver<Received>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
-    let addr = listener.local_addr().unwrap();
-    let secrets: Arc<Mutex<Vec<String>>> = Arc::default();
-    let script: Script = Arc::default();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (s2, sc2) = (secrets.clone(), script.clone());
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let (secrets, script, tx) = (s2.clone(), sc2.clone(), tx.clone());
-            async move {
-                let verified = secrets
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|s| verify(s, &headers, &body))
-                    .sum();
-                let _ = tx.send(Received {
-                    id: headers["webhook-id"].to_str().unwrap().to_owned(),
-                    body: serde_json::from_slice(&body).unwrap(),
-                    verified,
-                    at: Instant::now(),
-                });
-                let (status, retry_after) =
-                    script.lock().unwrap().pop_front().unwrap_or((200, None));
-                let mut response = axum::response::Response::new(axum::body::Body::empty());
-                *response.status_mut() = StatusCode::from_u16(status).unwrap();
-                if let Some(ra) = retry_after {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", ra.parse().unwrap());
-                }
-                response
-            }
-        }),
-    );
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Receiver {
-        addr,
-        secrets,
-        script,
-        rx,
-        task,
-    }
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        receiver_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    async fn next(&mut self) -> Received {
-        tokio::time::timeout(PATIENCE, self.rx.recv())
-            .await
-            .expect("a delivery arrives")
-            .expect("receiver running")
-    }
-}
-
-fn fast_delivery() -> DeliveryConfig {
-    DeliveryConfig {
-        policy: UrlPolicy::parse("127.0.0.1/32").unwrap(),
-        schedule: vec![
-            Duration::ZERO,
-            Duration::from_millis(200),
-            Duration::from_millis(200),
-            Duration::from_millis(200),
-        ],
-    }
-}
 
 /// A team with the hostile rule active (category `loop` fails the rule) and an endpoint.
 async fn setup(server: &TestServer, id: &str, url: &str) -> (Team, String) {
@@ -422,6 +292,54 @@ async fn dead_letters_take_a_manual_retry_and_rotation_signs_with_both_secrets()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_endpoint_dead_letters_what_it_had_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow_retry = DeliveryConfig {
+        schedule: vec![Duration::ZERO, Duration::from_secs(600)],
+        ..fast_delivery()
+    };
+    let server = TestServer::start_with(dir.path(), slow_retry).await;
+    let mut receiver = Receiver::start().await;
+    receiver.script.lock().unwrap().push_back((500, None));
+    let (team, secret) = setup(&server, "gone", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+    let listed = server.get(&team.path("/webhooks"), &team.viewer.key).await;
+    let listed = listed.expect(200)["webhooks"].clone();
+    assert_eq!(listed[0]["id"], "ops");
+    assert_eq!(listed[0]["url"], receiver.url());
+    assert!(listed[0].get("secret").is_none() && listed[0].get("secrets").is_none());
+
+    fail_a_rule(&server, &team, "G-1").await;
+    let first = receiver.next().await;
+    // The failed attempt is logged, and the retry is ten minutes away.
+    let pending = loop {
+        let d = delivery_state(&server, &team, &first.id, "pending").await;
+        if !d["attempts"].as_array().unwrap().is_empty() {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(pending["attempts"][0]["status"], 500);
+
+    let deleted = server
+        .delete(&team.path("/webhooks/ops"), team.admin())
+        .await;
+    assert_eq!(deleted.expect(200)["dead_lettered"], 1);
+    let dead = delivery_state(&server, &team, &first.id, "dead").await;
+    assert_eq!(dead["attempts"][1]["error"], "the endpoint was deleted");
+    let listed = server.get(&team.path("/webhooks"), &team.viewer.key).await;
+    assert_eq!(listed.expect(200)["webhooks"], json!([]));
+    server
+        .delete(&team.path("/webhooks/ops"), team.admin())
+        .await
+        .expect_error(404, "not_found");
+    // Nothing more is sent for it.
+    fail_a_rule(&server, &team, "G-2").await;
+    assert!(receiver.within(Duration::from_millis(500)).await.is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_url_policy_refuses_internal_addresses_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     // Default policy: public addresses only.
@@ -596,8 +514,8 @@ async fn a_paused_clock_delays_and_a_met_target_cancels() {
         .expect(200);
     // Paused through the old due instant: nothing fires.
     let paused = Instant::now();
-    let quiet = tokio::time::timeout(Duration::from_millis(2500), receiver.rx.recv()).await;
-    assert!(quiet.is_err(), "a paused clock must not breach: {quiet:?}");
+    let quiet = receiver.within(Duration::from_millis(2500)).await;
+    assert!(quiet.is_none(), "a paused clock must not breach: {quiet:?}");
     server
         .post(
             &events,

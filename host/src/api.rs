@@ -6,7 +6,8 @@
 mod admin;
 mod ops;
 mod rules;
-mod tickets;
+mod schedules;
+pub(crate) mod tickets;
 mod webhooks;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tracing::Instrument;
 
 pub(crate) use admin::{DeadlineRequest, NewKey, NewTenant};
 pub(crate) use rules::TestRequest;
+pub(crate) use schedules::ScheduleInput;
 pub(crate) use tickets::{EventInput, TicketChanges};
 pub(crate) use webhooks::WebhookInput;
 
@@ -74,11 +76,20 @@ pub fn app(service: AppState) -> Router {
         .route("/tickets", post(tickets::create).get(tickets::board))
         .route("/tickets/{id}", get(tickets::read))
         .route("/tickets/{id}/events", post(tickets::event))
-        .route("/webhooks/{id}", put(webhooks::put))
+        .route("/webhooks", get(webhooks::list))
+        .route(
+            "/webhooks/{id}",
+            put(webhooks::put).delete(webhooks::delete),
+        )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
             "/webhooks/{id}/deliveries/{msg}/retry",
             post(webhooks::retry),
+        )
+        .route("/schedules", get(schedules::list))
+        .route(
+            "/schedules/{id}",
+            put(schedules::put).delete(schedules::delete),
         );
     Router::new()
         .route("/v1/tenants", post(admin::create_tenant))

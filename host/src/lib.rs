@@ -9,6 +9,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod runtime;
+pub mod schedules;
 pub mod serve;
 pub mod service;
 pub mod store;

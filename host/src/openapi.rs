@@ -209,6 +209,20 @@ routes![
     ),
     (
         "GET",
+        "/v1/tenants/{tenant}/webhooks",
+        "any role",
+        "Endpoints with their URLs and event types (never their secrets).",
+        None
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tenant}/webhooks/{id}",
+        "admin",
+        "Remove an endpoint; its pending deliveries are dead-lettered.",
+        None
+    ),
+    (
+        "GET",
         "/v1/tenants/{tenant}/webhooks/{id}/deliveries",
         "any role",
         "Deliveries of the endpoint: attempts, status, next retry.",
@@ -219,6 +233,27 @@ routes![
         "/v1/tenants/{tenant}/webhooks/{id}/deliveries/{msg}/retry",
         "operator, admin",
         "One more attempt of a delivery now (dead-lettered ones included).",
+        None
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/schedules/{id}",
+        "admin",
+        "Create or replace a cron schedule `{cron, timezone, event: sla.digest|heartbeat, enabled?}`; fires `schedule.fired`.",
+        json("ScheduleInput")
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/schedules",
+        "any role",
+        "Schedules with their next fire (UTC and local).",
+        None
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tenant}/schedules/{id}",
+        "admin",
+        "Remove a schedule.",
         None
     ),
     ("GET", "/healthz", "none", "Liveness.", None),
@@ -313,6 +348,7 @@ pub fn document() -> OpenApi {
                 .schema_from::<crate::api::EventInput>()
                 .schema_from::<crate::api::TicketChanges>()
                 .schema_from::<crate::api::WebhookInput>()
+                .schema_from::<crate::api::ScheduleInput>()
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

@@ -56,11 +56,18 @@ pub async fn run(
             .clone()
             .run(service.clone(), stop.subscribe()),
     );
+    let schedules = tokio::spawn(
+        service
+            .schedules
+            .clone()
+            .run(service.clone(), stop.subscribe()),
+    );
     let served = axum::serve(listener, api::app(service))
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
     let _ = scheduler.await;
+    let _ = schedules.await;
     let _ = dispatcher.await;
     served
 }

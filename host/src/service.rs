@@ -67,6 +67,8 @@ pub struct Service {
     pub deliveries: Arc<crate::webhooks::Dispatcher>,
     /// SLA timers.
     pub timers: Arc<crate::timers::Scheduler>,
+    /// Cron schedules.
+    pub schedules: Arc<crate::schedules::Runner>,
     /// The rule runtime.
     pub runtime: Arc<Runtime>,
     /// Metrics.
@@ -154,6 +156,7 @@ impl Service {
             store,
             deliveries,
             timers: Arc::default(),
+            schedules: Arc::default(),
             runtime,
             metrics: Metrics::default(),
             tenants: RwLock::default(),

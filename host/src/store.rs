@@ -37,10 +37,12 @@ pub const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new
 pub const TIMERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("timers");
 /// The outbox: webhook deliveries by `tenant/message id` (ids sort by creation).
 pub const DELIVERIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("deliveries");
+/// Cron schedules by `tenant/id`.
+pub const SCHEDULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("schedules");
 
 /// Every table, created at open so that readers never meet a missing one.
-const TABLES: [TableDefinition<'static, &str, &[u8]>; 9] = [
-    TENANTS, KEYS, RULES, MODULES, TICKETS, AUDIT, WEBHOOKS, DELIVERIES, TIMERS,
+const TABLES: [TableDefinition<'static, &str, &[u8]>; 10] = [
+    TENANTS, KEYS, RULES, MODULES, TICKETS, AUDIT, WEBHOOKS, DELIVERIES, TIMERS, SCHEDULES,
 ];
 
 /// Most writes folded into one transaction.
@@ -70,6 +72,9 @@ pub enum StoreError {
     /// The writer thread is gone (the store is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// A blocking task reading the store panicked or was cancelled.
+    #[error("a store task failed: {0}")]
+    Task(String),
 }
 
 macro_rules! from_redb {

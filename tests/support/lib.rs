@@ -91,4 +91,5 @@ pub fn created(json: serde_json::Value) -> TicketEvent {
     TicketEvent::created(ticket(json))
 }
 
+pub mod receiver;
 pub mod server;

@@ -164,7 +164,7 @@ fn apply_routing(ticket: &mut Ticket, decision: &Decision) {
 }
 
 /// The SLA part of a ticket response: every clock read at `now`.
-fn sla_view(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Vec<Value> {
+pub(crate) fn sla_view(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Vec<Value> {
     match record.sla.readings(now, &view.calendars) {
         Ok(readings) => readings
             .into_iter()
@@ -604,6 +604,41 @@ async fn apply_event(
     Ok((record, rerouted))
 }
 
+/// Where a ticket stands against its SLA targets, as the board and digests read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Standing {
+    /// A target is breached.
+    Breached,
+    /// Not breached, but a running clock has used the tenant's `at_risk_percent`.
+    AtRisk,
+    /// Neither.
+    OnTrack,
+}
+
+/// The ticket's [`Standing`] at `now`; `None` when its clocks cannot be read (a calendar
+/// it names is gone).
+pub(crate) fn standing(
+    record: &TicketRecord,
+    view: &TenantView,
+    now: Timestamp,
+) -> Option<Standing> {
+    let readings = record.sla.readings(now, &view.calendars).ok()?;
+    let threshold = f64::from(view.record.settings.at_risk_percent);
+    Some(
+        if readings.iter().any(|r| r.state == ClockState::Breached) {
+            Standing::Breached
+        } else if readings
+            .iter()
+            .any(|r| r.state == ClockState::Running && r.percent_elapsed >= threshold)
+        {
+            Standing::AtRisk
+        } else {
+            Standing::OnTrack
+        },
+    )
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BoardQuery {
@@ -636,20 +671,11 @@ pub(crate) async fn board(
         let now = Timestamp::now();
         let txn = service2.store.read()?;
         let records: Vec<TicketRecord> = store::scan(&txn, store::TICKETS, &view.record.id)?;
-        let threshold = f64::from(view.record.settings.at_risk_percent);
         let mut out = Vec::new();
         for record in records {
-            let Ok(readings) = record.sla.readings(now, &view.calendars) else {
-                continue;
-            };
-            let breached = readings.iter().any(|r| r.state == ClockState::Breached);
-            let at_risk = !breached
-                && readings
-                    .iter()
-                    .any(|r| r.state == ClockState::Running && r.percent_elapsed >= threshold);
             let keep = match filter.as_deref() {
-                Some("breached") => breached,
-                Some(_) => at_risk,
+                Some("breached") => standing(&record, &view, now) == Some(Standing::Breached),
+                Some(_) => standing(&record, &view, now) == Some(Standing::AtRisk),
                 None => true,
             };
             if keep {

@@ -5,13 +5,16 @@
 use axum::extract::State;
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
+use redb::ReadableTable as _;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::write_with_tenant;
 use super::{ApiError, ApiJson, ApiPath, AppState, Caller, created, ok, require};
 use crate::service::audit;
-use crate::store::records::{DeliveryRecord, DeliveryState, Role, SecretRecord, WebhookRecord};
+use crate::store::records::{
+    AttemptRecord, DeliveryRecord, DeliveryState, Role, SecretRecord, WebhookRecord,
+};
 use crate::store::{self, StoreError};
 use crate::webhooks::{EVENT_TYPES, Queued, Secret};
 
@@ -126,7 +129,8 @@ pub(crate) async fn put(
     Ok(if fresh { created(answer) } else { ok(answer) })
 }
 
-/// `GET …/webhooks/{id}/deliveries` (any role): attempts, status and next retry, newest first.
+/// `GET …/webhooks/{id}/deliveries` (any role): attempts, status and next retry, newest first
+/// (also after the endpoint was deleted).
 pub(crate) async fn deliveries(
     State(service): State<AppState>,
     caller: Caller,
@@ -134,11 +138,15 @@ pub(crate) async fn deliveries(
 ) -> Result<Response, ApiError> {
     require(&service, &caller, &t, Role::Viewer)?;
     let txn = service.store.read()?;
-    if store::get::<WebhookRecord>(&txn, store::WEBHOOKS, &store::tenant_key(&t, &id))?.is_none() {
-        return Err(ApiError::not_found(format!("no webhook {id:?}")));
-    }
     let mut all: Vec<DeliveryRecord> = store::scan(&txn, store::DELIVERIES, &t)?;
     all.retain(|d| d.endpoint == id);
+    // A deleted endpoint's log stays readable.
+    if all.is_empty()
+        && store::get::<WebhookRecord>(&txn, store::WEBHOOKS, &store::tenant_key(&t, &id))?
+            .is_none()
+    {
+        return Err(ApiError::not_found(format!("no webhook {id:?}")));
+    }
     all.reverse();
     all.truncate(MAX_LISTED);
     Ok(ok(json!({"deliveries": all})))
@@ -178,4 +186,84 @@ pub(crate) async fn retry(
         due: now,
     }]);
     Ok(ok(record))
+}
+
+/// `GET …/webhooks` (any role): the endpoints, without their secrets.
+pub(crate) async fn list(
+    State(service): State<AppState>,
+    caller: Caller,
+    ApiPath(t): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    require(&service, &caller, &t, Role::Viewer)?;
+    let txn = service.store.read()?;
+    let all: Vec<WebhookRecord> = store::scan(&txn, store::WEBHOOKS, &t)?;
+    let listed: Vec<_> = all
+        .iter()
+        .map(|w| json!({"id": w.id, "url": w.url, "events": w.events, "created_at": w.created_at}))
+        .collect();
+    Ok(ok(json!({"webhooks": listed})))
+}
+
+/// `DELETE …/webhooks/{id}` (admin): removes an endpoint; its pending deliveries are
+/// dead-lettered in the same transaction (their log stays readable).
+pub(crate) async fn delete(
+    State(service): State<AppState>,
+    caller: Caller,
+    ApiPath((t, id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    require(&service, &caller, &t, Role::Admin)?;
+    let who = caller.0.id().to_owned();
+    let now = Timestamp::now();
+    let removed = write_with_tenant(&service, &t, {
+        let id = id.clone();
+        move |txn, tenant| -> Result<Option<usize>, StoreError> {
+            let key = store::tenant_key(&tenant.id, &id);
+            if txn
+                .open_table(store::WEBHOOKS)?
+                .remove(key.as_str())?
+                .is_none()
+            {
+                return Ok(None);
+            }
+            let mut pending = Vec::new();
+            {
+                let table = txn.open_table(store::DELIVERIES)?;
+                let (from, to) = store::tenant_range(&tenant.id);
+                for entry in table.range(from.as_str()..to.as_str())? {
+                    let (k, v) = entry?;
+                    let d: DeliveryRecord = store::decode(k.value(), v.value())?;
+                    if d.endpoint == id && d.state == DeliveryState::Pending {
+                        pending.push((k.value().to_owned(), d));
+                    }
+                }
+            }
+            for (k, mut d) in pending.iter().cloned() {
+                d.state = DeliveryState::Dead;
+                d.next_attempt_at = None;
+                d.attempts.push(AttemptRecord {
+                    at: now,
+                    status: None,
+                    error: Some("the endpoint was deleted".into()),
+                    duration_ms: 0,
+                });
+                store::put_in(txn, store::DELIVERIES, &k, &d)?;
+            }
+            audit(
+                txn,
+                tenant,
+                &who,
+                "webhook.delete",
+                &format!("webhooks/{id}"),
+                None,
+            )?;
+            Ok(Some(pending.len()))
+        }
+    })
+    .await?;
+    let Some(dead) = removed else {
+        return Err(ApiError::not_found(format!("no webhook {id:?}")));
+    };
+    Ok(ok(
+        json!({"id": id, "deleted": true, "dead_lettered": dead}),
+    ))
 }

@@ -280,6 +280,33 @@ pub struct WebhookRecord {
     pub created_at: Timestamp,
 }
 
+/// A tenant's cron schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// Schedule id.
+    pub id: String,
+    /// The cron expression as written.
+    pub cron: String,
+    /// IANA time zone the expression is read in.
+    pub timezone: String,
+    /// What it produces: `sla.digest` or `heartbeat`.
+    pub event: String,
+    /// Off: kept, but never fires.
+    pub enabled: bool,
+    /// The next fire; `None` when it will not fire again (or is disabled).
+    pub next: Option<Timestamp>,
+    /// The scheduled instant of the last fire.
+    #[serde(default)]
+    pub last_scheduled_for: Option<Timestamp>,
+    /// When the last fire happened.
+    #[serde(default)]
+    pub last_fired_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change by an admin.
+    pub updated_at: Timestamp,
+}
+
 /// Where a delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

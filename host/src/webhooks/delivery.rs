@@ -37,6 +37,9 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+/// The default shortest gap between two fires of a schedule: one minute, Unix cron's grain.
+pub const DEFAULT_MIN_SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Delivery settings.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -44,6 +47,9 @@ pub struct DeliveryConfig {
     pub policy: UrlPolicy,
     /// Delay before each attempt; its length is the number of attempts.
     pub schedule: Vec<Duration>,
+    /// The shortest gap allowed between two fires of a cron schedule (each fire is a
+    /// delivery to every subscribed endpoint, and a digest reads the tenant's tickets).
+    pub min_schedule_interval: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -51,6 +57,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             policy: UrlPolicy::default(),
             schedule: DEFAULT_SCHEDULE.to_vec(),
+            min_schedule_interval: DEFAULT_MIN_SCHEDULE_INTERVAL,
         }
     }
 }
@@ -129,6 +136,11 @@ impl Dispatcher {
     /// The outbound URL policy.
     pub fn policy(&self) -> &UrlPolicy {
         &self.config.policy
+    }
+
+    /// The shortest gap allowed between two fires of a schedule.
+    pub fn min_schedule_interval(&self) -> Duration {
+        self.config.min_schedule_interval
     }
 
     /// Schedules deliveries whose transaction has committed.
