@@ -59,10 +59,7 @@ impl Runner {
             }
             let now = Timestamp::now();
             let wait = match fire_due(&service, now).await {
-                Ok(Some(next)) => next
-                    .duration_since(now)
-                    .unsigned_abs()
-                    .max(Duration::from_millis(1)),
+                Ok(Some(next)) => crate::timers::until(next).max(Duration::from_millis(1)),
                 Ok(None) => Duration::from_secs(3600),
                 Err(e) => {
                     tracing::error!(error = %e, "firing schedules failed; retrying");

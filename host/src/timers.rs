@@ -212,11 +212,10 @@ impl Scheduler {
             // permit makes the select below return at once.
             self.next_ms.store(i64::MAX, Ordering::Release);
             let (next_ms, wait) = match fire_due(&service, now).await {
+                // Measured from after the firing, which itself takes time.
                 Ok(Some(next)) => (
                     next.as_millisecond(),
-                    next.duration_since(now)
-                        .unsigned_abs()
-                        .max(Duration::from_millis(1)),
+                    until(next).max(Duration::from_millis(1)),
                 ),
                 Ok(None) => (i64::MAX, Duration::from_secs(3600)),
                 Err(e) => {
@@ -232,6 +231,11 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// How long from now until `at` (zero when it has passed).
+pub(crate) fn until(at: Timestamp) -> Duration {
+    Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
 }
 
 /// Fires every timer due at `now` (in batches), returning when the next one is due.

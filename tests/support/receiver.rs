@@ -28,6 +28,8 @@ pub struct Received {
     pub verified: usize,
     /// When it arrived.
     pub at: Instant,
+    /// When it arrived, on the wall clock (to compare with instants in the payload).
+    pub wall: jiff::Timestamp,
 }
 
 /// What the receiver answers, in order; 200 once the script runs out.
@@ -93,6 +95,7 @@ pub async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
                     body: serde_json::from_slice(&body).unwrap(),
                     verified,
                     at: Instant::now(),
+                    wall: jiff::Timestamp::now(),
                 });
                 let (status, retry_after) =
                     script.lock().unwrap().pop_front().unwrap_or((200, None));

@@ -350,6 +350,8 @@ pub struct TestServer {
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// Resolves when the store (and so the data directory) is released.
     closed: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    /// The running service, without keeping it alive past the server.
+    service: std::sync::Weak<Service>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -415,6 +417,7 @@ impl TestServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         let (tx, rx) = oneshot::channel::<()>();
+        let weak = Arc::downgrade(&service);
         let task = tokio::spawn(switchboard_host::serve::run(service, listener, async {
             let _ = rx.await;
         }));
@@ -430,7 +433,13 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             closed: Some(closed),
+            service: weak,
         })
+    }
+
+    /// The running service (for looking inside, e.g. at the store); panics once it stopped.
+    pub fn service(&self) -> Arc<Service> {
+        self.service.upgrade().expect("the server is running")
     }
 
     /// The platform admin token the server was started with.

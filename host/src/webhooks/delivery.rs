@@ -62,6 +62,18 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// Most due deliveries one endpoint's worker takes in one go.
+const WORKER_BATCH: usize = 64;
+/// How often a worker records the outcomes of a batch it is still sending.
+const RECORD_EVERY: Duration = Duration::from_millis(250);
+
+/// What an attempt came to.
+struct Outcome {
+    attempt: AttemptRecord,
+    state: DeliveryState,
+    next: Option<Timestamp>,
+}
+
 /// The delivery dispatcher.
 pub struct Dispatcher {
     config: DeliveryConfig,
@@ -229,42 +241,79 @@ impl Dispatcher {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// One endpoint's worker: attempts its due deliveries one at a time, in order.
+    /// One endpoint's worker: attempts its due deliveries one at a time, in the order they
+    /// came due, and records the outcomes of what it sent together (one commit for a burst
+    /// instead of one per delivery; an outcome lost to a crash before its commit only means
+    /// the delivery is sent again, under the same id).
     async fn work(
         self: Arc<Self>,
         store: Store,
         tenant: String,
         mut due: mpsc::UnboundedReceiver<String>,
     ) {
-        while let Some(id) = due.recv().await {
-            if let Err(e) = self.try_attempt(&store, &tenant, &id).await {
-                tracing::error!(error = %e, %tenant, %id, "webhook delivery bookkeeping failed");
+        while let Some(first) = due.recv().await {
+            let mut ids = vec![first];
+            while ids.len() < WORKER_BATCH {
+                match due.try_recv() {
+                    Ok(id) => ids.push(id),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.attempt_all(&store, &tenant, &ids).await {
+                tracing::error!(error = %e, %tenant, deliveries = ids.len(), "webhook delivery bookkeeping failed");
             }
         }
     }
 
-    async fn try_attempt(&self, store: &Store, tenant: &str, id: &str) -> Result<(), StoreError> {
-        let key = store::tenant_key(tenant, id);
-        let (record, endpoint) = {
+    /// Attempts the pending deliveries among `ids`, recording outcomes at least every
+    /// [`RECORD_EVERY`] (so a slow receiver's log stays current).
+    async fn attempt_all(
+        &self,
+        store: &Store,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        let pending = {
             let txn = store.read()?;
-            let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, &key)? else {
-                return Ok(());
-            };
-            let endpoint = store::get::<WebhookRecord>(
-                &txn,
-                store::WEBHOOKS,
-                &store::tenant_key(tenant, &record.endpoint),
-            )?;
-            (record, endpoint)
+            let mut pending = Vec::new();
+            for id in ids {
+                let key = store::tenant_key(tenant, id);
+                let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, &key)?
+                else {
+                    continue;
+                };
+                if record.state != DeliveryState::Pending {
+                    continue;
+                }
+                let endpoint = store::get::<WebhookRecord>(
+                    &txn,
+                    store::WEBHOOKS,
+                    &store::tenant_key(tenant, &record.endpoint),
+                )?;
+                pending.push((key, record, endpoint));
+            }
+            pending
         };
-        if record.state != DeliveryState::Pending {
-            return Ok(());
+        let mut outcomes = Vec::new();
+        let mut since = Instant::now();
+        for (key, record, endpoint) in pending {
+            outcomes.push((key, self.attempt(&record, endpoint.as_ref()).await));
+            if since.elapsed() >= RECORD_EVERY {
+                self.record(store, tenant, std::mem::take(&mut outcomes))
+                    .await?;
+                since = Instant::now();
+            }
         }
+        self.record(store, tenant, outcomes).await
+    }
+
+    /// One attempt of `record` to `endpoint` (`None`: deleted), and what follows from it.
+    async fn attempt(&self, record: &DeliveryRecord, endpoint: Option<&WebhookRecord>) -> Outcome {
         let started = Instant::now();
         let at = Timestamp::now();
-        let (status, error, retry_after) = match &endpoint {
+        let (status, error, retry_after) = match endpoint {
             None => (None, Some("the endpoint was deleted".to_owned()), None),
-            Some(endpoint) => self.send(endpoint, &record, at).await,
+            Some(endpoint) => self.send(endpoint, record, at).await,
         };
         let attempt = AttemptRecord {
             at,
@@ -291,28 +340,49 @@ impl Dispatcher {
         } else {
             DeliveryState::Dead
         };
-        let updated = store
+        Outcome {
+            attempt,
+            state,
+            next,
+        }
+    }
+
+    /// Writes attempt outcomes in one transaction and queues the retries.
+    async fn record(
+        &self,
+        store: &Store,
+        tenant: &str,
+        outcomes: Vec<(String, Outcome)>,
+    ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let retries = store
             .write(move |txn| {
-                let Some(mut current) =
-                    store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
-                else {
-                    return Ok(None);
-                };
-                current.attempts.push(attempt);
-                current.state = state;
-                current.next_attempt_at = next;
-                store::put_in(txn, store::DELIVERIES, &key, &current)?;
-                Ok(Some(current))
+                let mut retries = Vec::new();
+                for (key, outcome) in outcomes {
+                    let Some(mut current) =
+                        store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
+                    else {
+                        continue;
+                    };
+                    current.attempts.push(outcome.attempt);
+                    current.state = outcome.state;
+                    current.next_attempt_at = outcome.next;
+                    store::put_in(txn, store::DELIVERIES, &key, &current)?;
+                    if let Some(due) = outcome.next {
+                        retries.push((current.endpoint, current.id, due));
+                    }
+                }
+                Ok(retries)
             })
             .await?;
-        if let (Some(record), Some(due)) = (updated, next) {
-            self.enqueue([Queued {
-                tenant: tenant.to_owned(),
-                endpoint: record.endpoint,
-                id: record.id,
-                due,
-            }]);
-        }
+        self.enqueue(retries.into_iter().map(|(endpoint, id, due)| Queued {
+            tenant: tenant.to_owned(),
+            endpoint,
+            id,
+            due,
+        }));
         Ok(())
     }
 
