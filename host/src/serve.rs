@@ -56,6 +56,12 @@ pub async fn run(
             .clone()
             .run(service.clone(), stop.subscribe()),
     );
+    let retention = tokio::spawn(
+        service
+            .deliveries
+            .clone()
+            .retain(service.store.clone(), stop.subscribe()),
+    );
     let schedules = tokio::spawn(
         service
             .schedules
@@ -68,6 +74,7 @@ pub async fn run(
     let _ = stop.send(true);
     let _ = scheduler.await;
     let _ = schedules.await;
+    let _ = retention.await;
     let _ = dispatcher.await;
     served
 }

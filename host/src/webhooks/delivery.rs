@@ -40,6 +40,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The default shortest gap between two fires of a schedule: one minute, Unix cron's grain.
 pub const DEFAULT_MIN_SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The default retention of finished deliveries: 30 days, as Stripe keeps events.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often the outbox is swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
 /// Delivery settings.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -50,6 +55,9 @@ pub struct DeliveryConfig {
     /// The shortest gap allowed between two fires of a cron schedule (each fire is a
     /// delivery to every subscribed endpoint, and a digest reads the tenant's tickets).
     pub min_schedule_interval: Duration,
+    /// How long finished (delivered or dead-lettered) deliveries stay in the outbox and
+    /// its log.
+    pub retention: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -58,6 +66,7 @@ impl Default for DeliveryConfig {
             policy: UrlPolicy::default(),
             schedule: DEFAULT_SCHEDULE.to_vec(),
             min_schedule_interval: DEFAULT_MIN_SCHEDULE_INTERVAL,
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -191,6 +200,37 @@ impl Dispatcher {
         let n = items.len();
         self.enqueue(items);
         Ok(n)
+    }
+
+    /// Runs until `stop` turns true: at start and then hourly, removes finished deliveries
+    /// older than the retention.
+    pub async fn retain(
+        self: Arc<Self>,
+        store: Store,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let retention =
+                SignedDuration::try_from(self.config.retention).unwrap_or(SignedDuration::MAX);
+            let cutoff = Timestamp::now()
+                .checked_sub(retention)
+                .unwrap_or(Timestamp::MIN);
+            match super::outbox::sweep(&store, cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "outbox retention: old finished deliveries removed"
+                ),
+                Err(e) => tracing::error!(error = %e, "outbox retention sweep failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
     }
 
     /// Runs until `stop` turns true: takes due deliveries off the schedule and attempts them.

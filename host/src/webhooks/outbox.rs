@@ -105,3 +105,134 @@ pub fn emit(
     }
     Ok(queued)
 }
+
+/// Finished deliveries removed per transaction by [`sweep`].
+const SWEEP_BATCH: usize = 1000;
+
+/// Deletes finished deliveries (delivered or dead-lettered) created before `cutoff`, so the
+/// outbox and its log stay bounded; pending ones stay whatever their age. Returns how many
+/// went. Candidates are found in a snapshot (keys carry their creation instant, so only old
+/// records are decoded) and removed in small write transactions that check them again, so
+/// intake never waits behind a long sweep.
+pub async fn sweep(store: &store::Store, cutoff: Timestamp) -> Result<usize, StoreError> {
+    let cutoff_ms = cutoff.as_millisecond();
+    let old = |key: &str| {
+        key.split_once("/msg_")
+            .and_then(|(_, rest)| rest.get(..13)?.parse::<i64>().ok())
+            .is_some_and(|ms| ms < cutoff_ms)
+    };
+    let finished = |d: &DeliveryRecord| d.state != DeliveryState::Pending;
+    let mut total = 0;
+    let mut after = String::new();
+    loop {
+        let keys: Vec<String> = {
+            let txn = store.read()?;
+            let table = txn.open_table(store::DELIVERIES)?;
+            let mut keys = Vec::new();
+            for entry in table.range::<&str>((
+                std::ops::Bound::Excluded(after.as_str()),
+                std::ops::Bound::Unbounded,
+            ))? {
+                let (k, v) = entry?;
+                after = k.value().to_owned();
+                if old(k.value()) && finished(&store::decode(k.value(), v.value())?) {
+                    keys.push(k.value().to_owned());
+                    if keys.len() == SWEEP_BATCH {
+                        break;
+                    }
+                }
+            }
+            keys
+        };
+        if keys.is_empty() {
+            return Ok(total);
+        }
+        let done = keys.len() < SWEEP_BATCH;
+        total += store
+            .write(move |txn| {
+                let mut table = txn.open_table(store::DELIVERIES)?;
+                let mut removed = 0;
+                for k in keys {
+                    // A manual retry may have made it pending again since the snapshot.
+                    let still = match table.get(k.as_str())? {
+                        Some(v) => finished(&store::decode(&k, v.value())?),
+                        None => false,
+                    };
+                    if still {
+                        table.remove(k.as_str())?;
+                        removed += 1;
+                    }
+                }
+                Ok(removed)
+            })
+            .await?;
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sweep_removes_old_finished_deliveries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(&dir.path().join("db.redb")).unwrap();
+        let now = Timestamp::now();
+        let old = now - jiff::SignedDuration::from_hours(24 * 40);
+        let mut expected_left = Vec::new();
+        let mut rows = Vec::new();
+        for (tenant, created, state) in [
+            ("a", old, DeliveryState::Delivered),
+            ("a", old, DeliveryState::Dead),
+            ("a", old, DeliveryState::Pending),
+            ("a", now, DeliveryState::Delivered),
+            ("b", old, DeliveryState::Delivered),
+            ("b", now, DeliveryState::Dead),
+        ] {
+            let record = DeliveryRecord {
+                id: message_id(created),
+                endpoint: "ops".into(),
+                event: "sla.breached".into(),
+                body: "{}".into(),
+                created_at: created,
+                state,
+                attempts: Vec::new(),
+                next_attempt_at: None,
+            };
+            let key = store::tenant_key(tenant, &record.id);
+            if created == now || state == DeliveryState::Pending {
+                expected_left.push(key.clone());
+            }
+            rows.push((key, record));
+        }
+        store
+            .write(move |txn| {
+                for (k, r) in &rows {
+                    store::put_in(txn, store::DELIVERIES, k, r)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
+        assert_eq!(sweep(&store, cutoff).await.unwrap(), 3);
+        assert_eq!(
+            sweep(&store, cutoff).await.unwrap(),
+            0,
+            "nothing more to do"
+        );
+        let txn = store.read().unwrap();
+        let table = txn.open_table(store::DELIVERIES).unwrap();
+        let mut left: Vec<String> = table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value().to_owned())
+            .collect();
+        left.sort();
+        expected_left.sort();
+        assert_eq!(left, expected_left);
+    }
+}
