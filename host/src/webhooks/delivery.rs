@@ -461,8 +461,7 @@ impl Dispatcher {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(|v| retry_after(v, Timestamp::now()));
                 let error =
                     (!res.status().is_success()).then(|| format!("the receiver answered {status}"));
                 (Some(status), error, retry_after)
@@ -470,6 +469,16 @@ impl Dispatcher {
             Err(e) => (None, Some(error_chain(&e)), None),
         }
     }
+}
+
+/// A `Retry-After` value (RFC 9110: delay-seconds or an HTTP-date) as a delay from `now`.
+fn retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -490,4 +499,26 @@ fn jitter(d: Duration) -> Duration {
     }
     let factor = rand::rng().random_range(0.9..1.1);
     d.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now: Timestamp = "2026-11-28T07:28:00Z".parse().unwrap();
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Sat, 28 Nov 2026 07:30:30 GMT", now),
+            Some(Duration::from_secs(150))
+        );
+        assert_eq!(
+            retry_after("Sat, 28 Nov 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+    }
 }
