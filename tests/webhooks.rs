@@ -493,6 +493,67 @@ async fn escalations_fire_in_order_at_their_instants_and_the_breach_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reroute_that_changes_the_plan_fires_new_steps_and_not_old_ones_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let (team, secret) = sla_setup(&server, "replan", &receiver.url()).await;
+    receiver.secrets.lock().unwrap().push(secret);
+
+    // 50% is behind us, 90% is 10 minutes ahead.
+    ticket_due_in(&server, &team, "P-1", Duration::from_secs(7 * 60)).await;
+    assert_eq!(label(&receiver.next().await), "soc-50");
+
+    // The plan changes: the 50% step stays, a new first step (a 40% one) comes before it.
+    let fallback = json!({
+        "queue": "soc", "party": "msp", "tier": 2, "priority": "p1",
+        "sla": [{"metric": "first_response", "minutes": 15, "calendar": "24x7"}],
+        "escalations": [
+            {"metric": "first_response", "trigger": {"percent_elapsed": 40}, "label": "soc-40", "notify": "msp-soc-oncall"},
+            {"metric": "first_response", "trigger": {"percent_elapsed": 50}, "label": "soc-50", "notify": "msp-soc-oncall"}
+        ],
+        "reason": "SOC plan, revised"
+    });
+    server
+        .put(
+            &team.path("/settings"),
+            team.admin(),
+            json!({"fallback": fallback}),
+        )
+        .await
+        .expect(200);
+    server
+        .post(
+            &team.path("/tickets/P-1/events"),
+            &team.intake.key,
+            json!({"type": "priority", "priority": "p1"}),
+        )
+        .await
+        .expect(200);
+    let got = receiver.next().await;
+    assert_eq!(
+        label(&got),
+        "soc-40",
+        "the new step at a fired step's place fires"
+    );
+    assert!(
+        receiver.within(Duration::from_millis(800)).await.is_none(),
+        "the unchanged 50% step does not fire again"
+    );
+    let ticket = server
+        .get(&team.path("/tickets/P-1"), &team.viewer.key)
+        .await;
+    let fired: Vec<String> = ticket.expect(200)["escalations"]["fired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["label"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fired, ["soc-40", "soc-50"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_clock_delays_and_a_met_target_cancels() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;

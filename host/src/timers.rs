@@ -15,7 +15,8 @@ use jiff::Timestamp;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_rules::{CalendarSet, ClockState, EscalationTrigger, Metric};
+use sha2::{Digest as _, Sha256};
+use switchboard_rules::{CalendarSet, ClockState, Escalation, EscalationTrigger, Metric};
 use tokio::sync::Notify;
 
 use crate::service::Service;
@@ -131,7 +132,7 @@ fn plan_all(
     {
         for i in instants {
             if let Some(at) = i.at {
-                let name = format!("escalation/{}/{}", i.index, i.run);
+                let name = escalation_name(&record.decision.escalations[i.index], i.run);
                 push(
                     name,
                     TimerKind::Escalation,
@@ -154,6 +155,15 @@ fn plan_all(
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The name of an escalation step's timer for one run of its clock. It names the step by
+/// what it is (metric, trigger, label, notify), not by its place in the plan, so a re-route
+/// that changes the plan neither suppresses a new step at a fired step's index nor fires a
+/// step that stayed the same again.
+pub(crate) fn escalation_name(step: &Escalation, run: u32) -> String {
+    let digest = Sha256::digest(serde_json::to_vec(step).unwrap_or_default());
+    format!("escalation/{}/{run}", hex::encode(&digest[..6]))
 }
 
 /// Replaces a ticket's timers inside `txn`: deletes `old` keys, writes `new` ones.

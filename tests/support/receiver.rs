@@ -161,5 +161,6 @@ pub fn fast_delivery() -> DeliveryConfig {
             Duration::from_millis(200),
         ],
         min_schedule_interval: Duration::from_secs(1),
+        ..DeliveryConfig::default()
     }
 }

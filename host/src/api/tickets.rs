@@ -282,7 +282,7 @@ fn full_view(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Value 
             let mut pending = Vec::new();
             for i in instants {
                 let step = &record.decision.escalations[i.index];
-                let name = format!("escalation/{}/{}", i.index, i.run);
+                let name = crate::timers::escalation_name(step, i.run);
                 let fired_at = record.fired.iter().find(|f| f.name == name).map(|f| f.at);
                 let item = json!({
                     "metric": step.metric, "label": step.label, "notify": step.notify,

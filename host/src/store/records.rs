@@ -227,7 +227,7 @@ pub struct TicketRecord {
 /// An escalation or breach that fired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FiredRecord {
-    /// Which timer (`escalation/<step>/<run>` or `breach/<metric>/<run>`).
+    /// Which timer (`escalation/<step fingerprint>/<run>` or `breach/<metric>/<run>`).
     pub name: String,
     /// When it was due.
     pub due: Timestamp,
