@@ -351,3 +351,26 @@ fn evaluations_run_concurrently_from_many_threads() {
         t.join().expect("no thread panicked");
     }
 }
+
+#[test]
+fn a_full_instance_pool_is_a_host_error_not_the_rules() {
+    let rt = runtime();
+    let good = rt
+        .load(&guest("vip-and-security"), &Limits::default())
+        .unwrap();
+    let event = created(json!({"id": "S-1", "category": "security"}));
+    // Every slot held by a live instance.
+    let held: Vec<_> = (0..switchboard_host::runtime::MAX_CONCURRENT_EVALUATIONS)
+        .map(|_| {
+            rt.instantiate_reused(&good, &ctx(), &event)
+                .expect("a slot")
+        })
+        .collect();
+    let eval = rt.evaluate(&good, &ctx(), &event);
+    let f = failure(&eval);
+    assert_eq!(f.kind(), "host_error", "{f}");
+    assert_eq!(f.class(), FailureClass::Host);
+    drop(held);
+    let decision = rt.evaluate(&good, &ctx(), &event).outcome.expect("decides");
+    assert_eq!(decision.queue, "soc");
+}

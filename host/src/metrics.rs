@@ -17,7 +17,14 @@ pub struct Metrics {
     fuel: AtomicU64,
     failures: Mutex<BTreeMap<&'static str, u64>>,
     fallbacks: AtomicU64,
+    /// The last SLA clock census and when it was taken (see [`CLOCKS_MAX_AGE`]).
+    pub(crate) clocks: tokio::sync::Mutex<Option<(std::time::Instant, BTreeMap<String, u64>)>>,
 }
+
+/// How old an SLA clock census may be when served. Counting clocks reads every ticket, and
+/// `/metrics` is unauthenticated: however often it is scraped, the census is taken at most
+/// this often (and concurrent scrapes share one).
+pub const CLOCKS_MAX_AGE: Duration = Duration::from_secs(15);
 
 impl Metrics {
     /// Counts one HTTP request by route template, method and status.

@@ -171,6 +171,7 @@ pub struct Runtime {
     linker: Linker<State>,
     cache: Option<ArtifactCache>,
     ticker: Ticker,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The epoch ticker: advances the engine's epoch every [`limits::EPOCH_TICK`] while
@@ -353,6 +354,9 @@ impl Runtime {
             linker,
             cache,
             ticker,
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                MAX_CONCURRENT_EVALUATIONS as usize,
+            )),
         })
     }
 
@@ -434,6 +438,17 @@ impl Runtime {
         self.cache.as_ref().is_some_and(|c| c.contains(sha256))
     }
 
+    /// Waits for one of the [`MAX_CONCURRENT_EVALUATIONS`] instance slots. Async callers
+    /// hold one per evaluation in flight, so a burst queues here instead of exhausting the
+    /// pool (which would fail evaluations that did nothing wrong).
+    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed")
+    }
+
     /// Evaluates `event` in a fresh instance of `module`.
     pub fn evaluate(
         &self,
@@ -447,12 +462,24 @@ impl Runtime {
         }
         let _running = self.ticker.running();
         let mut store = self.new_store(ctx, event);
-        let result = match &module.inner.pre {
-            Pre::V0_1_0(pre) => pre
-                .instantiate(&mut store)
-                .map(Bindings::V0_1_0)
-                .and_then(|rules| rules.route(&mut store, event)),
+        let instance = match &module.inner.pre {
+            Pre::V0_1_0(pre) => pre.instantiate(&mut store).map(Bindings::V0_1_0),
         };
+        let rules = match instance {
+            Ok(rules) => rules,
+            // No free slot is the host's shortfall, not the rule's failure.
+            Err(e)
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
+            {
+                let failure = EvalFailure::Host {
+                    message: format!("no free instance slot: {e}"),
+                };
+                return failed(ctx, event, start, failure, 0, Vec::new());
+            }
+            Err(e) => return finish(ctx, event, start, &mut store, Err(e)),
+        };
+        let result = rules.route(&mut store, event);
         finish(ctx, event, start, &mut store, result)
     }
 

@@ -29,6 +29,22 @@ pub(crate) async fn readyz(State(service): State<AppState>) -> Result<Response, 
 
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn metrics(State(service): State<AppState>) -> Result<Response, ApiError> {
+    let mut cache = service.metrics.clocks.lock().await;
+    let clocks = match &*cache {
+        Some((taken, clocks)) if taken.elapsed() < crate::metrics::CLOCKS_MAX_AGE => clocks.clone(),
+        _ => {
+            let clocks = census(&service).await?;
+            *cache = Some((std::time::Instant::now(), clocks.clone()));
+            clocks
+        }
+    };
+    drop(cache);
+    let body = service.metrics.render(&clocks, service.store.stats());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+}
+
+/// SLA clocks by state, over every tenant's tickets.
+async fn census(service: &AppState) -> Result<BTreeMap<String, u64>, ApiError> {
     let service2 = service.clone();
     let clocks =
         tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, u64>, StoreError> {
@@ -63,8 +79,7 @@ pub(crate) async fn metrics(State(service): State<AppState>) -> Result<Response,
         })
         .await
         .map_err(|e| ApiError::internal(&e))??;
-    let body = service.metrics.render(&clocks, service.store.stats());
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+    Ok(clocks)
 }
 
 /// `GET /openapi.json`.

@@ -368,7 +368,9 @@ pub(crate) async fn test(
         limits,
     };
     let runtime = Arc::clone(&service.runtime);
+    let slot = runtime.slot().await;
     let results = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         events
             .iter()
             .map(|event| {

@@ -89,8 +89,13 @@ async fn route(
     let runtime = service.runtime.clone();
     let event = Arc::new(event);
     let task_event = event.clone();
-    let joined =
-        tokio::task::spawn_blocking(move || runtime.evaluate(&module, &ctx, &task_event)).await;
+    let slot = runtime.slot().await;
+    let joined = tokio::task::spawn_blocking(move || {
+        let eval = runtime.evaluate(&module, &ctx, &task_event);
+        drop(slot);
+        eval
+    })
+    .await;
     let eval = match joined {
         Ok(eval) => eval,
         Err(e) => {
