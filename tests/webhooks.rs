@@ -554,6 +554,81 @@ async fn a_reroute_that_changes_the_plan_fires_new_steps_and_not_old_ones_again(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_change_moves_pending_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    let mut receiver = Receiver::start().await;
+    let team = server.create_team("recal").await;
+    // Open around the clock, but yesterday, today and tomorrow are holidays.
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let days: Vec<String> = [-1, 0, 1]
+        .iter()
+        .map(|d| (today + jiff::Span::new().days(*d)).to_string())
+        .collect();
+    let all_day = json!([["00:00", "24:00"]]);
+    let hours = json!({"mon": all_day, "tue": all_day, "wed": all_day, "thu": all_day,
+                       "fri": all_day, "sat": all_day, "sun": all_day});
+    let calendar =
+        |holidays: &[String]| json!({"timezone": "UTC", "hours": hours, "holidays": holidays});
+    server
+        .put(&team.path("/calendars/desk"), team.admin(), calendar(&days))
+        .await
+        .expect(200);
+    let fallback = json!({
+        "queue": "desk", "party": "msp", "tier": 1, "priority": "p2",
+        "sla": [{"metric": "first_response", "minutes": 15, "calendar": "desk"}],
+        "reason": "desk plan"
+    });
+    server
+        .put(
+            &team.path("/settings"),
+            team.admin(),
+            json!({"fallback": fallback}),
+        )
+        .await
+        .expect(200);
+    let reply = server
+        .put(
+            &team.path("/webhooks/ops"),
+            team.admin(),
+            json!({"url": receiver.url(), "events": ["sla.breached"]}),
+        )
+        .await;
+    receiver
+        .secrets
+        .lock()
+        .unwrap()
+        .push(reply.expect(201)["secret"].as_str().unwrap().to_owned());
+
+    // Created 14 min 58 s ago, but the clock has not run: due after the holidays.
+    let created =
+        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - (15 * 60 - 2)).unwrap();
+    server
+        .post(
+            &team.path("/tickets"),
+            &team.intake.key,
+            json!({"id": "C-1", "created_at": created.to_string()}),
+        )
+        .await
+        .expect(201);
+    assert!(receiver.within(Duration::from_secs(3)).await.is_none());
+
+    // The holidays are withdrawn: the deadline is now, and the breach fires at once.
+    let reply = server
+        .put(&team.path("/calendars/desk"), team.admin(), calendar(&[]))
+        .await;
+    assert_eq!(reply.expect(200)["replanned"], 1);
+    let got = receiver.next().await;
+    assert_eq!(got.body["type"], "sla.breached");
+    assert_eq!(got.body["data"]["ticket"], "C-1");
+    let due = created + jiff::SignedDuration::from_mins(15);
+    assert_eq!(got.body["data"]["due"], json!(due.to_string()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_clock_delays_and_a_met_target_cancels() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;

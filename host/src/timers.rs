@@ -178,6 +178,69 @@ pub fn replace_in(txn: &WriteTransaction, old: &[String], new: &Planned) -> Resu
     Ok(())
 }
 
+/// Tickets re-planned per transaction by [`replan_tenant`].
+const REPLAN_BATCH: usize = 500;
+
+/// Re-plans the timers of every ticket of `tenant` that has any, against the tenant's
+/// current calendars (after a calendar changed, every deadline on it may have moved). Works
+/// in small transactions; a ticket event racing with it retries on its own (it checks the
+/// ticket's timers before it writes). Returns how many tickets' timers moved.
+pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize, StoreError> {
+    let keys: Vec<String> = {
+        let txn = service.store.read()?;
+        let table = txn.open_table(store::TICKETS)?;
+        let (from, to) = store::tenant_range(tenant);
+        let mut keys = Vec::new();
+        for entry in table.range(from.as_str()..to.as_str())? {
+            let (k, v) = entry?;
+            let record: TicketRecord = store::decode(k.value(), v.value())?;
+            if !record.timers.is_empty() {
+                keys.push(k.value().to_owned());
+            }
+        }
+        keys
+    };
+    let mut moved = 0;
+    for chunk in keys.chunks(REPLAN_BATCH) {
+        let Some(view) = service.tenant(tenant) else {
+            break;
+        };
+        let (calendars, tenant_id, chunk) =
+            (view.calendars.clone(), tenant.to_owned(), chunk.to_vec());
+        let (n, earliest) = service
+            .store
+            .write(move |txn| {
+                let now = Timestamp::now();
+                let (mut n, mut earliest) = (0, None::<Timestamp>);
+                for key in chunk {
+                    let Some(mut record) =
+                        store::get_in::<TicketRecord>(txn, store::TICKETS, &key)?
+                    else {
+                        continue;
+                    };
+                    let planned = plan(&record, &tenant_id, &calendars, now);
+                    let keys = planned.keys();
+                    if keys == record.timers {
+                        continue;
+                    }
+                    replace_in(txn, &record.timers, &planned)?;
+                    record.timers = keys;
+                    store::put_in(txn, store::TICKETS, &key, &record)?;
+                    n += 1;
+                    earliest = match (earliest, planned.earliest) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                Ok((n, earliest))
+            })
+            .await?;
+        service.timers.poke(earliest);
+        moved += n;
+    }
+    Ok(moved)
+}
+
 /// The in-process scheduler of the timers table.
 #[derive(Debug)]
 pub struct Scheduler {

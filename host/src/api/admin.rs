@@ -487,7 +487,11 @@ pub(crate) async fn put_calendar(
         }
     })
     .await?;
-    Ok(ok(json!({"id": id, "calendar": spec})))
+    // Deadlines on this calendar may have moved, and with them every pending escalation.
+    let replanned = crate::timers::replan_tenant(&service, &t).await?;
+    Ok(ok(
+        json!({"id": id, "calendar": spec, "replanned": replanned}),
+    ))
 }
 
 /// `GET …/calendars/{id}` (any role).
