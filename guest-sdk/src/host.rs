@@ -6,7 +6,9 @@ use crate::{LogLevel, Timestamp};
 
 /// What the host offers a rule while it runs.
 pub trait Host {
-    /// Appends a line to the rule log (capped by the host; lines past the cap are dropped).
+    /// Appends a line to the rule log. The host caps the log at the tenant's log limit: a
+    /// rule that logs past it fails with `log_limit` (and the tenant's fallback decision
+    /// applies), so log what explains the decision, not everything.
     fn log(&self, level: LogLevel, message: &str);
 
     /// Reads a tenant configuration value; `None` when the key is not set.

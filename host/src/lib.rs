@@ -1,5 +1,6 @@
-//! The Switchboard service: runs tenants' rule modules in a wasmtime sandbox, and (in later
-//! modules) serves them over HTTP with durable tickets, SLA clocks and escalations. The binary
+//! The Switchboard service: runs tenants' rule modules in a wasmtime sandbox and serves them
+//! over HTTP with durable tickets, SLA clocks, escalation timers, signed webhooks and cron
+//! schedules. The binary
 //! (`src/main.rs`) only parses arguments and calls into this library, so tests and benches
 //! drive exactly the code users run.
 
