@@ -151,14 +151,7 @@ async fn fallback_for(server: &TestServer, team: &Team, party: &str) {
         "sla": [{"metric": "first_response", "minutes": 15, "calendar": "24x7"}],
         "reason": "plan"
     });
-    server
-        .put(
-            &team.path("/settings"),
-            team.admin(),
-            json!({"fallback": fallback}),
-        )
-        .await
-        .expect(200);
+    server.set_fallback(team, fallback).await;
 }
 
 /// A ticket created `ago` minutes in the past.
@@ -176,15 +169,11 @@ async fn ticket(server: &TestServer, team: &Team, id: &str, ago: i64) {
 
 async fn schedules_team(server: &TestServer, id: &str, receiver: &Receiver) -> Team {
     let team = server.create_team(id).await;
-    let reply = server
-        .put(
-            &team.path("/webhooks/ops"),
-            team.admin(),
-            json!({"url": receiver.url(), "events": ["schedule.fired"]}),
-        )
-        .await;
-    let secret = reply.expect(201)["secret"].as_str().unwrap().to_owned();
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(
+        server
+            .subscribe(&team, &receiver.url(), &["schedule.fired"])
+            .await,
+    );
     team
 }
 

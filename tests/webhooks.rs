@@ -16,19 +16,7 @@ async fn setup(server: &TestServer, id: &str, url: &str) -> (Team, String) {
     server
         .deploy(id, &team.operator.key, team.admin(), guest("hostile"))
         .await;
-    let reply = server
-        .put(
-            &format!("/v1/tenants/{id}/webhooks/ops"),
-            team.admin(),
-            json!({"url": url, "events": ["rule.failed"]}),
-        )
-        .await;
-    let body = reply.expect(201);
-    let secret = body["secret"]
-        .as_str()
-        .expect("secret shown on creation")
-        .to_owned();
-    assert!(secret.starts_with("whsec_"));
+    let secret = server.subscribe(&team, url, &["rule.failed"]).await;
     (team, secret)
 }
 
@@ -71,7 +59,7 @@ async fn a_failed_rule_is_delivered_signed_and_logged() {
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, secret) = setup(&server, "hooks", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
 
     fail_a_rule(&server, &team, "T-1").await;
     let got = receiver.next().await;
@@ -96,7 +84,7 @@ async fn a_rule_that_fails_on_reroute_is_delivered_too() {
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, secret) = setup(&server, "reroute", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
 
     // Routed fine at creation; the category change re-runs the rule, which now fails.
     server
@@ -129,7 +117,7 @@ async fn errors_and_retry_after_are_retried_with_the_same_id() {
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, secret) = setup(&server, "retries", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
     receiver
         .script
         .lock()
@@ -219,7 +207,7 @@ async fn a_receiver_that_is_down_gets_everything_when_it_is_back() {
         .await
         .unwrap();
     let mut receiver = receiver_on(listener).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
     let mut tickets = Vec::new();
     for _ in 0..3 {
         let got = receiver.next().await;
@@ -238,7 +226,7 @@ async fn dead_letters_take_a_manual_retry_and_rotation_signs_with_both_secrets()
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, old) = setup(&server, "dead", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(old.clone());
+    receiver.trust(old.clone());
     receiver.script.lock().unwrap().extend([(500, None); 4]);
 
     fail_a_rule(&server, &team, "X-1").await;
@@ -260,7 +248,7 @@ async fn dead_letters_take_a_manual_retry_and_rotation_signs_with_both_secrets()
         .await;
     let new = reply.expect(200)["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
-    receiver.secrets.lock().unwrap().push(new);
+    receiver.trust(new);
 
     // An operator retries the dead letter by hand; it arrives signed with both secrets.
     server
@@ -302,7 +290,7 @@ async fn deleting_an_endpoint_dead_letters_what_it_had_pending() {
     let mut receiver = Receiver::start().await;
     receiver.script.lock().unwrap().push_back((500, None));
     let (team, secret) = setup(&server, "gone", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
     let listed = server.get(&team.path("/webhooks"), &team.viewer.key).await;
     let listed = listed.expect(200)["webhooks"].clone();
     assert_eq!(listed[0]["id"], "ops");
@@ -390,22 +378,10 @@ async fn sla_setup(server: &TestServer, id: &str, url: &str) -> (Team, String) {
         ],
         "reason": "SOC plan"
     });
-    server
-        .put(
-            &format!("/v1/tenants/{id}/settings"),
-            team.admin(),
-            json!({"fallback": fallback}),
-        )
-        .await
-        .expect(200);
-    let reply = server
-        .put(
-            &format!("/v1/tenants/{id}/webhooks/ops"),
-            team.admin(),
-            json!({"url": url, "events": ["sla.escalation", "sla.breached"]}),
-        )
+    server.set_fallback(&team, fallback).await;
+    let secret = server
+        .subscribe(&team, url, &["sla.escalation", "sla.breached"])
         .await;
-    let secret = reply.expect(201)["secret"].as_str().unwrap().to_owned();
     (team, secret)
 }
 
@@ -444,7 +420,7 @@ async fn escalations_fire_in_order_at_their_instants_and_the_breach_on_time() {
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, secret) = sla_setup(&server, "esc", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
 
     // 50% and 90% of the target are already behind us; the breach is 2 s ahead.
     let due = ticket_due_in(&server, &team, "E-1", Duration::from_secs(2)).await;
@@ -498,7 +474,7 @@ async fn a_reroute_that_changes_the_plan_fires_new_steps_and_not_old_ones_again(
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, secret) = sla_setup(&server, "replan", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
 
     // 50% is behind us, 90% is 10 minutes ahead.
     ticket_due_in(&server, &team, "P-1", Duration::from_secs(7 * 60)).await;
@@ -514,14 +490,7 @@ async fn a_reroute_that_changes_the_plan_fires_new_steps_and_not_old_ones_again(
         ],
         "reason": "SOC plan, revised"
     });
-    server
-        .put(
-            &team.path("/settings"),
-            team.admin(),
-            json!({"fallback": fallback}),
-        )
-        .await
-        .expect(200);
+    server.set_fallback(&team, fallback).await;
     server
         .post(
             &team.path("/tickets/P-1/events"),
@@ -581,26 +550,12 @@ async fn a_calendar_change_moves_pending_timers() {
         "sla": [{"metric": "first_response", "minutes": 15, "calendar": "desk"}],
         "reason": "desk plan"
     });
-    server
-        .put(
-            &team.path("/settings"),
-            team.admin(),
-            json!({"fallback": fallback}),
-        )
-        .await
-        .expect(200);
-    let reply = server
-        .put(
-            &team.path("/webhooks/ops"),
-            team.admin(),
-            json!({"url": receiver.url(), "events": ["sla.breached"]}),
-        )
-        .await;
-    receiver
-        .secrets
-        .lock()
-        .unwrap()
-        .push(reply.expect(201)["secret"].as_str().unwrap().to_owned());
+    server.set_fallback(&team, fallback).await;
+    receiver.trust(
+        server
+            .subscribe(&team, &receiver.url(), &["sla.breached"])
+            .await,
+    );
 
     // Created 14 min 58 s ago, but the clock has not run: due after the holidays.
     let created =
@@ -634,7 +589,7 @@ async fn a_paused_clock_delays_and_a_met_target_cancels() {
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let mut receiver = Receiver::start().await;
     let (team, secret) = sla_setup(&server, "pause", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
     let events = format!("/v1/tenants/{}/tickets/P-1/events", team.id());
 
     let due = ticket_due_in(&server, &team, "P-1", Duration::from_secs(1)).await;
@@ -700,7 +655,7 @@ async fn timers_due_while_the_server_was_down_fire_at_once_after_restart() {
     let mut receiver = Receiver::start().await;
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
     let (team, secret) = sla_setup(&server, "restart", &receiver.url()).await;
-    receiver.secrets.lock().unwrap().push(secret);
+    receiver.trust(secret);
     let due = ticket_due_in(&server, &team, "R-1", Duration::from_millis(1500)).await;
     let first = receiver.next().await;
     assert_eq!(label(&first), "soc-50");

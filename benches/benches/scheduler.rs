@@ -99,7 +99,7 @@ async fn main() {
             )
             .await;
         let secret = hook.expect(201)["secret"].as_str().unwrap().to_owned();
-        receiver.secrets.lock().unwrap().push(secret);
+        receiver.trust(secret);
         keys.push((id, admin));
     }
     let keys = Arc::new(keys);

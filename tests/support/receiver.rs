@@ -128,6 +128,11 @@ impl Receiver {
         receiver_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
     }
 
+    /// Verifies with `secret` from now on.
+    pub fn trust(&self, secret: String) {
+        self.secrets.lock().unwrap().push(secret);
+    }
+
     /// Its URL.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)

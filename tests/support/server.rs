@@ -196,6 +196,36 @@ impl Api {
         self.call(Method::POST, path, Some(token), Body::None).await
     }
 
+    /// Sets `team`'s fallback decision (what a ticket gets with no active rule, or when the
+    /// rule fails).
+    pub async fn set_fallback(&self, team: &Team, fallback: Value) {
+        self.put(
+            &team.path("/settings"),
+            team.admin(),
+            serde_json::json!({"fallback": fallback}),
+        )
+        .await
+        .expect(200);
+    }
+
+    /// Creates `team`'s webhook endpoint `ops` for `events` at `url`; returns its secret
+    /// (`whsec_…`, shown once).
+    pub async fn subscribe(&self, team: &Team, url: &str, events: &[&str]) -> String {
+        let reply = self
+            .put(
+                &team.path("/webhooks/ops"),
+                team.admin(),
+                serde_json::json!({"url": url, "events": events}),
+            )
+            .await;
+        let secret = reply.expect(201)["secret"]
+            .as_str()
+            .expect("secret shown on creation")
+            .to_owned();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        secret
+    }
+
     /// `PUT` with a JSON body.
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::PUT, path, Some(token), Body::Json(body))
