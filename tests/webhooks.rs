@@ -112,6 +112,45 @@ async fn a_rule_that_fails_on_reroute_is_delivered_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_hangs_holds_up_nobody_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    // Tenant A's receiver accepts connections and never answers.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_url = format!("http://{}/hook", hang.local_addr().unwrap());
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let hanging = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hang.accept().await {
+            held.push(socket);
+            let _ = accepted_tx.send(());
+        }
+    });
+    let (slow, _) = setup(&server, "slow", &hang_url).await;
+    let mut receiver = Receiver::start().await;
+    let (fast, secret) = setup(&server, "fast", &receiver.url()).await;
+    receiver.trust(secret);
+
+    fail_a_rule(&server, &slow, "S-1").await;
+    fail_a_rule(&server, &slow, "S-2").await;
+    tokio::time::timeout(PATIENCE, accepted.recv())
+        .await
+        .expect("tenant A's attempt is in flight");
+    // While it hangs, tenant A's intake goes on and tenant B's events are delivered.
+    fail_a_rule(&server, &slow, "S-3").await;
+    fail_a_rule(&server, &fast, "F-1").await;
+    let got = receiver.next().await;
+    assert_eq!(got.body["data"]["ticket"], "F-1");
+    assert_eq!(got.verified, 1);
+    assert!(
+        accepted.try_recv().is_err(),
+        "tenant A's deliveries wait for its own attempt, one at a time"
+    );
+    server.stop().await;
+    hanging.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_and_retry_after_are_retried_with_the_same_id() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;
