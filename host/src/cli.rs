@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use serde_json::json;
 use switchboard_rules::{Calendar, CalendarSet, CalendarSpec, TicketEvent, TicketInput};
 
 use crate::limits::Limits;
@@ -234,25 +233,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                     .into_ticket(now)
                     .with_context(|| format!("ticket {id:?}"))?;
                 let eval = runtime.evaluate(&loaded, &ctx, &TicketEvent::created(ticket));
-                let line = match &eval.outcome {
-                    Ok(decision) => json!({
-                        "ticket": id,
-                        "decision": decision,
-                        "fuel": eval.fuel_used,
-                        "log": eval.log,
-                    }),
-                    Err(e) => json!({
-                        "ticket": id,
-                        "error": {
-                            "kind": e.failure.kind(),
-                            "class": e.failure.class(),
-                            "message": e.to_string(),
-                            "detail": e.failure,
-                        },
-                        "fuel": eval.fuel_used,
-                        "log": eval.log,
-                    }),
-                };
+                let line = eval.report(&id);
                 serde_json::to_writer(&mut *out, &line)?;
                 writeln!(out)?;
             }

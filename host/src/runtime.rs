@@ -165,6 +165,32 @@ pub struct Evaluation {
     pub log: Vec<LogLine>,
 }
 
+impl Evaluation {
+    /// The evaluation of ticket `id` as `rules run` prints it and `…/rules/{v}/test` answers:
+    /// the decision or the error (kind, class, message, detail), fuel used and the log.
+    pub fn report(&self, id: &str) -> serde_json::Value {
+        match &self.outcome {
+            Ok(decision) => serde_json::json!({
+                "ticket": id,
+                "decision": decision,
+                "fuel": self.fuel_used,
+                "log": self.log,
+            }),
+            Err(e) => serde_json::json!({
+                "ticket": id,
+                "error": {
+                    "kind": e.failure.kind(),
+                    "class": e.failure.class(),
+                    "message": e.to_string(),
+                    "detail": e.failure,
+                },
+                "fuel": self.fuel_used,
+                "log": self.log,
+            }),
+        }
+    }
+}
+
 /// The shared engine: compiles, validates and evaluates rule modules.
 pub struct Runtime {
     engine: Engine,

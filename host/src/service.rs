@@ -207,11 +207,6 @@ impl Service {
         self.tenants.read().expect("tenants lock").get(id).cloned()
     }
 
-    /// A key record.
-    pub fn key(&self, id: &str) -> Option<Arc<KeyRecord>> {
-        self.keys.read().expect("keys lock").get(id).cloned()
-    }
-
     /// Replaces the cached key if `key` is newer.
     pub fn put_key(&self, key: KeyRecord) {
         let mut keys = self.keys.write().expect("keys lock");

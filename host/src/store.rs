@@ -283,6 +283,12 @@ impl Store {
         async move { while rx.changed().await.is_ok() {} }
     }
 
+    /// Whether the writer thread is still running (it only ends when the store closes, or
+    /// if it panicked: then no write can commit, and the service is not ready).
+    pub fn writer_alive(&self) -> bool {
+        self.inner.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Commits and writes so far.
     pub fn stats(&self) -> &WriterStats {
         &self.inner.stats
@@ -358,9 +364,18 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
         let mut completions = Vec::with_capacity(batch.len());
         let mut all_ok = true;
         for job in batch {
-            let (ok, done) = job(Some(&txn));
-            all_ok &= ok;
-            completions.push(done);
+            // A panicking write (a bug) fails its batch, not the writer: its caller's answer
+            // channel is dropped with it (it sees `Closed`), the rest are aborted below.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(&txn)))) {
+                Ok((ok, done)) => {
+                    all_ok &= ok;
+                    completions.push(done);
+                }
+                Err(_) => {
+                    tracing::error!("a write panicked; its batch is aborted");
+                    all_ok = false;
+                }
+            }
         }
         let commit = if all_ok {
             txn.commit().map_err(|e| e.to_string())
@@ -387,6 +402,23 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
 mod tests {
     use super::*;
     use redb::TableHandle as _;
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let panicked = store
+            .write(|_| -> Result<(), StoreError> { panic!("a bug in a write") })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Closed)), "{panicked:?}");
+        assert!(store.writer_alive());
+        store
+            .write(|txn| put_in(txn, TENANTS, "acme", &"still writing"))
+            .await
+            .unwrap();
+        let read: Option<String> = get(&store.read().unwrap(), TENANTS, "acme").unwrap();
+        assert_eq!(read.as_deref(), Some("still writing"));
+    }
 
     #[test]
     fn every_table_is_readable_in_a_fresh_database() {

@@ -19,9 +19,16 @@ pub(crate) async fn healthz() -> Response {
     ok(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers reads.
+/// `GET /readyz`: the store answers reads and its writer runs.
 pub(crate) async fn readyz(State(service): State<AppState>) -> Result<Response, ApiError> {
     service.store.read()?;
+    if !service.store.writer_alive() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the store's writer has stopped",
+        ));
+    }
     Ok(ok(
         json!({"status": "ready", "tenants": service.tenants().len()}),
     ))

@@ -374,18 +374,9 @@ pub(crate) async fn test(
         events
             .iter()
             .map(|event| {
-                let eval = runtime.evaluate(&module, &ctx, event);
-                match &eval.outcome {
-                    Ok(decision) => json!({
-                        "ticket": event.ticket.id, "decision": decision,
-                        "fuel": eval.fuel_used, "log": eval.log,
-                    }),
-                    Err(e) => json!({
-                        "ticket": event.ticket.id,
-                        "error": {"kind": e.failure.kind(), "class": e.failure.class(), "message": e.to_string()},
-                        "fuel": eval.fuel_used, "log": eval.log,
-                    }),
-                }
+                runtime
+                    .evaluate(&module, &ctx, event)
+                    .report(&event.ticket.id)
             })
             .collect::<Vec<_>>()
     })
