@@ -151,6 +151,60 @@ async fn a_receiver_that_hangs_holds_up_nobody_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_stops_deliveries_already_handed_to_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), fast_delivery()).await;
+    // A receiver that takes a second to answer 200, and counts what it gets.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let _ = seen_tx.send(());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "ok"
+            }
+        }),
+    );
+    let slow = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (team, _) = setup(&server, "midway", &url).await;
+
+    for id in ["M-1", "M-2", "M-3"] {
+        fail_a_rule(&server, &team, id).await;
+    }
+    tokio::time::timeout(PATIENCE, seen.recv())
+        .await
+        .expect("the first delivery is in flight");
+    let deleted = server
+        .delete(&team.path("/webhooks/ops"), team.admin())
+        .await;
+    assert_eq!(
+        deleted.expect(200)["dead_lettered"],
+        3,
+        "the one in flight is pending too"
+    );
+    // The in-flight attempt ends (200) after the deletion: that does not revive it, and the
+    // worker sends nothing more.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(seen.try_recv().is_err(), "nothing sent after the deletion");
+    let log = server
+        .get(&team.path("/webhooks/ops/deliveries"), &team.viewer.key)
+        .await;
+    let states: Vec<String> = log.expect(200)["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states, ["dead", "dead", "dead"]);
+    server.stop().await;
+    slow.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_and_retry_after_are_retried_with_the_same_id() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), fast_delivery()).await;

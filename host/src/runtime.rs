@@ -291,7 +291,7 @@ fn engine_config(rc: &RuntimeConfig) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(MAX_CONCURRENT_EVALUATIONS)
         .total_core_instances(MAX_CONCURRENT_EVALUATIONS * 4)
-        .total_memories(MAX_CONCURRENT_EVALUATIONS)
+        .total_memories(MAX_CONCURRENT_EVALUATIONS * 2)
         .total_tables(MAX_CONCURRENT_EVALUATIONS * 4)
         .max_memories_per_component(2)
         .max_tables_per_component(8)

@@ -3,8 +3,9 @@
 //! theirs before the stand-up).
 //!
 //! Each schedule stores its next fire instant. A fire is one transaction that queues the
-//! `schedule.fired` event in the outbox and moves the schedule on, so an event is never lost
-//! nor sent twice for one instant. A fire missed while the service was down happens once at
+//! `schedule.fired` event in the outbox and moves the schedule on, so a fire is never sent
+//! twice for one instant, and a crash before its commit only delays it. An admin's change
+//! made while a fire is being built wins: that instant is skipped for the changed schedule. A fire missed while the service was down happens once at
 //! start (a digest of now, marked with the instant it was meant for); missed instants are not
 //! replayed one by one, since a stack of stale digests helps nobody.
 
@@ -92,7 +93,14 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
     let mut earliest: Option<Timestamp> = None;
     for (tenant, schedule) in all {
         let next = match schedule.next {
-            Some(due) if due <= now => fire(service, &tenant, &schedule, due, now).await?,
+            Some(due) if due <= now => match fire(service, &tenant, &schedule, due, now).await {
+                Ok(next) => next,
+                Err(e) => {
+                    // This schedule tries again shortly; the others go on.
+                    tracing::error!(tenant, schedule = %schedule.id, error = %e, "firing a schedule failed");
+                    Some(now + jiff::SignedDuration::from_secs(5))
+                }
+            },
             other => other,
         };
         earliest = match (earliest, next) {

@@ -186,10 +186,12 @@ const REPLAN_BATCH: usize = 500;
 /// in small transactions; a ticket event racing with it retries on its own (it checks the
 /// ticket's timers before it writes). Returns how many tickets' timers moved.
 pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize, StoreError> {
-    let keys: Vec<String> = {
-        let txn = service.store.read()?;
+    // Reading every ticket of the tenant: off the async runtime.
+    let (snapshot, t) = (service.store.clone(), tenant.to_owned());
+    let keys = tokio::task::spawn_blocking(move || -> Result<Vec<String>, StoreError> {
+        let txn = snapshot.read()?;
         let table = txn.open_table(store::TICKETS)?;
-        let (from, to) = store::tenant_range(tenant);
+        let (from, to) = store::tenant_range(&t);
         let mut keys = Vec::new();
         for entry in table.range(from.as_str()..to.as_str())? {
             let (k, v) = entry?;
@@ -198,8 +200,10 @@ pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize
                 keys.push(k.value().to_owned());
             }
         }
-        keys
-    };
+        Ok(keys)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))??;
     let mut moved = 0;
     for chunk in keys.chunks(REPLAN_BATCH) {
         let Some(view) = service.tenant(tenant) else {

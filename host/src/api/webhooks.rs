@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
-use redb::ReadableTable as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -214,6 +213,23 @@ pub(crate) async fn delete(
     require(&service, &caller, &t, Role::Admin)?;
     let who = caller.0.id().to_owned();
     let now = Timestamp::now();
+    // The endpoint's pending deliveries, found in a snapshot (the tenant's whole outbox is
+    // read off the writer) and checked again in the write. One queued after the snapshot
+    // meets the deleted endpoint at its attempt and is dead-lettered there.
+    let candidates = {
+        let (store, t, id) = (service.store.clone(), t.clone(), id.clone());
+        tokio::task::spawn_blocking(move || -> Result<Vec<String>, StoreError> {
+            let txn = store.read()?;
+            let all: Vec<DeliveryRecord> = store::scan(&txn, store::DELIVERIES, &t)?;
+            Ok(all
+                .into_iter()
+                .filter(|d| d.endpoint == id && d.state == DeliveryState::Pending)
+                .map(|d| store::tenant_key(&t, &d.id))
+                .collect())
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??
+    };
     let removed = write_with_tenant(&service, &t, {
         let id = id.clone();
         move |txn, tenant| -> Result<Option<usize>, StoreError> {
@@ -226,15 +242,10 @@ pub(crate) async fn delete(
                 return Ok(None);
             }
             let mut pending = Vec::new();
-            {
-                let table = txn.open_table(store::DELIVERIES)?;
-                let (from, to) = store::tenant_range(&tenant.id);
-                for entry in table.range(from.as_str()..to.as_str())? {
-                    let (k, v) = entry?;
-                    let d: DeliveryRecord = store::decode(k.value(), v.value())?;
-                    if d.endpoint == id && d.state == DeliveryState::Pending {
-                        pending.push((k.value().to_owned(), d));
-                    }
+            for k in candidates {
+                let d = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &k)?;
+                if let Some(d) = d.filter(|d| d.state == DeliveryState::Pending) {
+                    pending.push((k, d));
                 }
             }
             for (k, mut d) in pending.iter().cloned() {

@@ -258,7 +258,8 @@ fn days_of_week(field: &str) -> Result<String, String> {
             "*" => (0, 6),
             r => match r.split_once('-') {
                 Some((a, b)) => (day(a)?, day(b)?),
-                None if part.contains('/') => (day(r)?, 6),
+                // `N/S` runs to the end of the week, Sunday (7) included, as in cronie.
+                None if part.contains('/') => (day(r)?, 7),
                 None => (day(r)?, day(r)?),
             },
         };
@@ -395,6 +396,24 @@ mod tests {
             spec.next_after(at("2026-01-01T00:10:00Z")),
             Some(at("2026-01-01T00:30:00Z")),
             "hours start at :30 UTC in India"
+        );
+        let spec = CronSpec::parse("0 9 * * 1/2", "UTC").unwrap();
+        let days: Vec<Weekday> =
+            std::iter::successors(spec.next_after(at("2026-11-28T10:00:00Z")), |t| {
+                spec.next_after(*t)
+            })
+            .take(4)
+            .map(|t| local(&spec, t).weekday())
+            .collect();
+        assert_eq!(
+            days,
+            [
+                Weekday::Sunday,
+                Weekday::Monday,
+                Weekday::Wednesday,
+                Weekday::Friday
+            ],
+            "1/2 is 1-7/2: Mon, Wed, Fri, Sun"
         );
         let spec = CronSpec::parse("0 9 * * */2", "UTC").unwrap();
         let day = local(&spec, spec.next_after(at("2026-11-29T10:00:00Z")).unwrap()).weekday();

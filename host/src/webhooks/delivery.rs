@@ -73,6 +73,9 @@ impl Default for DeliveryConfig {
 
 /// Most due deliveries one endpoint's worker takes in one go.
 const WORKER_BATCH: usize = 64;
+/// A queued delivery counts as due this much before its recorded next attempt (the queue
+/// and the record carry the same instant; this only absorbs clock reads).
+const DUE_SLACK: SignedDuration = SignedDuration::from_millis(100);
 /// How often a worker records the outcomes of a batch it is still sending.
 const RECORD_EVERY: Duration = Duration::from_millis(250);
 
@@ -260,7 +263,7 @@ impl Dispatcher {
                 let slot = (tenant, endpoint);
                 if workers.get(&slot).is_none_or(|w| w.is_closed()) {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    tasks.spawn(self.clone().work(store.clone(), slot.0.clone(), rx));
+                    tasks.spawn(self.clone().work(store.clone(), slot.clone(), rx));
                     workers.insert(slot.clone(), tx);
                 }
                 let _ = workers[&slot].send(id);
@@ -288,7 +291,7 @@ impl Dispatcher {
     async fn work(
         self: Arc<Self>,
         store: Store,
-        tenant: String,
+        (tenant, endpoint): (String, String),
         mut due: mpsc::UnboundedReceiver<String>,
     ) {
         while let Some(first) = due.recv().await {
@@ -299,52 +302,99 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.attempt_all(&store, &tenant, &ids).await {
+            if let Err(e) = self.attempt_all(&store, &tenant, &endpoint, &ids).await {
                 tracing::error!(error = %e, %tenant, deliveries = ids.len(), "webhook delivery bookkeeping failed");
             }
         }
     }
 
-    /// Attempts the pending deliveries among `ids`, recording outcomes at least every
-    /// [`RECORD_EVERY`] (so a slow receiver's log stays current).
+    /// Attempts the deliveries among `ids` that are still due, recording outcomes once a
+    /// batch has been sending for [`RECORD_EVERY`] (checked after each attempt) and at its
+    /// end. Each delivery and its endpoint are read just before the send, so a deletion, a
+    /// manual retry or an earlier attempt's outcome is seen. Should the bookkeeping fail,
+    /// every id whose outcome was not recorded goes back on the queue.
     async fn attempt_all(
         &self,
         store: &Store,
         tenant: &str,
+        endpoint: &str,
         ids: &[String],
     ) -> Result<(), StoreError> {
-        let pending = {
-            let txn = store.read()?;
-            let mut pending = Vec::new();
-            for id in ids {
-                let key = store::tenant_key(tenant, id);
-                let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, &key)?
-                else {
-                    continue;
-                };
-                if record.state != DeliveryState::Pending {
+        let mut ids: Vec<&String> = ids.iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut outcomes = Vec::new();
+        // Sent but not yet recorded, and not read at all: what goes back on a failure.
+        let (mut unrecorded, mut unread): (Vec<&String>, Vec<&String>) = (Vec::new(), Vec::new());
+        let mut since = Instant::now();
+        let mut result = Ok(());
+        for id in ids {
+            let key = store::tenant_key(tenant, id);
+            let due = match self.still_due(store, tenant, &key) {
+                Ok(due) => due,
+                Err(e) => {
+                    result = Err(e);
+                    unread.push(id);
                     continue;
                 }
-                let endpoint = store::get::<WebhookRecord>(
-                    &txn,
-                    store::WEBHOOKS,
-                    &store::tenant_key(tenant, &record.endpoint),
-                )?;
-                pending.push((key, record, endpoint));
-            }
-            pending
-        };
-        let mut outcomes = Vec::new();
-        let mut since = Instant::now();
-        for (key, record, endpoint) in pending {
-            outcomes.push((key, self.attempt(&record, endpoint.as_ref()).await));
+            };
+            let Some((record, endpoint)) = due else {
+                continue;
+            };
+            let outcome = self.attempt(&record, endpoint.as_ref()).await;
+            outcomes.push((key, record.attempts.len(), outcome));
+            unrecorded.push(id);
             if since.elapsed() >= RECORD_EVERY {
-                self.record(store, tenant, std::mem::take(&mut outcomes))
-                    .await?;
+                match self
+                    .record(store, tenant, std::mem::take(&mut outcomes))
+                    .await
+                {
+                    Ok(()) => unrecorded.clear(),
+                    Err(e) => result = Err(e),
+                }
                 since = Instant::now();
             }
         }
-        self.record(store, tenant, outcomes).await
+        match self.record(store, tenant, outcomes).await {
+            Ok(()) if result.is_ok() => return Ok(()),
+            Ok(()) => {}
+            Err(e) => result = Err(e),
+        }
+        let retry_at = Timestamp::now() + SignedDuration::from_secs(1);
+        self.enqueue(unrecorded.into_iter().chain(unread).map(|id| Queued {
+            tenant: tenant.to_owned(),
+            endpoint: endpoint.to_owned(),
+            id: id.clone(),
+            due: retry_at,
+        }));
+        result
+    }
+
+    /// The delivery at `key` and its endpoint, if it is pending and due now.
+    #[allow(clippy::type_complexity)]
+    fn still_due(
+        &self,
+        store: &Store,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<(DeliveryRecord, Option<WebhookRecord>)>, StoreError> {
+        let txn = store.read()?;
+        let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, key)? else {
+            return Ok(None);
+        };
+        let due = record.state == DeliveryState::Pending
+            && record
+                .next_attempt_at
+                .is_none_or(|at| at <= Timestamp::now() + DUE_SLACK);
+        if !due {
+            return Ok(None);
+        }
+        let endpoint = store::get::<WebhookRecord>(
+            &txn,
+            store::WEBHOOKS,
+            &store::tenant_key(tenant, &record.endpoint),
+        )?;
+        Ok(Some((record, endpoint)))
     }
 
     /// One attempt of `record` to `endpoint` (`None`: deleted), and what follows from it.
@@ -392,7 +442,7 @@ impl Dispatcher {
         &self,
         store: &Store,
         tenant: &str,
-        outcomes: Vec<(String, Outcome)>,
+        outcomes: Vec<(String, usize, Outcome)>,
     ) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
@@ -400,12 +450,18 @@ impl Dispatcher {
         let retries = store
             .write(move |txn| {
                 let mut retries = Vec::new();
-                for (key, outcome) in outcomes {
+                for (key, attempts_before, outcome) in outcomes {
                     let Some(mut current) =
                         store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
                     else {
                         continue;
                     };
+                    if current.state != DeliveryState::Pending
+                        || current.attempts.len() != attempts_before
+                    {
+                        // Settled meanwhile (its endpoint deleted): that stands.
+                        continue;
+                    }
                     current.attempts.push(outcome.attempt);
                     current.state = outcome.state;
                     current.next_attempt_at = outcome.next;

@@ -106,6 +106,42 @@ pub fn emit(
     Ok(queued)
 }
 
+fn finished(d: &DeliveryRecord) -> bool {
+    d.state != DeliveryState::Pending
+}
+
+/// Up to [`SWEEP_BATCH`] keys of finished deliveries created before `cutoff`, after the key
+/// `after`, and the last key looked at.
+fn old_finished(
+    store: &store::Store,
+    mut after: String,
+    cutoff: Timestamp,
+) -> Result<(Vec<String>, String), StoreError> {
+    let cutoff_ms = cutoff.as_millisecond();
+    let old = |key: &str| {
+        key.split_once("/msg_")
+            .and_then(|(_, rest)| rest.get(..13)?.parse::<i64>().ok())
+            .is_some_and(|ms| ms < cutoff_ms)
+    };
+    let txn = store.read()?;
+    let table = txn.open_table(store::DELIVERIES)?;
+    let mut keys = Vec::new();
+    for entry in table.range::<&str>((
+        std::ops::Bound::Excluded(after.as_str()),
+        std::ops::Bound::Unbounded,
+    ))? {
+        let (k, v) = entry?;
+        after = k.value().to_owned();
+        if old(k.value()) && finished(&store::decode(k.value(), v.value())?) {
+            keys.push(k.value().to_owned());
+            if keys.len() == SWEEP_BATCH {
+                break;
+            }
+        }
+    }
+    Ok((keys, after))
+}
+
 /// Finished deliveries removed per transaction by [`sweep`].
 const SWEEP_BATCH: usize = 1000;
 
@@ -115,35 +151,16 @@ const SWEEP_BATCH: usize = 1000;
 /// records are decoded) and removed in small write transactions that check them again, so
 /// intake never waits behind a long sweep.
 pub async fn sweep(store: &store::Store, cutoff: Timestamp) -> Result<usize, StoreError> {
-    let cutoff_ms = cutoff.as_millisecond();
-    let old = |key: &str| {
-        key.split_once("/msg_")
-            .and_then(|(_, rest)| rest.get(..13)?.parse::<i64>().ok())
-            .is_some_and(|ms| ms < cutoff_ms)
-    };
-    let finished = |d: &DeliveryRecord| d.state != DeliveryState::Pending;
     let mut total = 0;
     let mut after = String::new();
     loop {
-        let keys: Vec<String> = {
-            let txn = store.read()?;
-            let table = txn.open_table(store::DELIVERIES)?;
-            let mut keys = Vec::new();
-            for entry in table.range::<&str>((
-                std::ops::Bound::Excluded(after.as_str()),
-                std::ops::Bound::Unbounded,
-            ))? {
-                let (k, v) = entry?;
-                after = k.value().to_owned();
-                if old(k.value()) && finished(&store::decode(k.value(), v.value())?) {
-                    keys.push(k.value().to_owned());
-                    if keys.len() == SWEEP_BATCH {
-                        break;
-                    }
-                }
-            }
-            keys
-        };
+        // The scan reads the whole table over the passes: off the async runtime.
+        let snapshot = store.clone();
+        let (keys, last) =
+            tokio::task::spawn_blocking(move || old_finished(&snapshot, after, cutoff))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
+        after = last;
         if keys.is_empty() {
             return Ok(total);
         }
