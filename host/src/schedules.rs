@@ -68,11 +68,7 @@ impl Runner {
                 }
             };
             // A poke while firing leaves a permit, so no change is slept through.
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
+            crate::timers::nap(&self.wake, wait, &mut stop).await;
         }
     }
 }

@@ -301,12 +301,22 @@ impl Scheduler {
                 }
             };
             self.next_ms.fetch_min(next_ms, Ordering::AcqRel);
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
+            nap(&self.wake, wait, &mut stop).await;
         }
+    }
+}
+
+/// A background loop's sleep: until `wait` has passed, `wake` is notified (a permit stored
+/// while the loop was busy counts) or `stop` changes.
+pub(crate) async fn nap(
+    wake: &Notify,
+    wait: Duration,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::select! {
+        () = wake.notified() => {}
+        () = tokio::time::sleep(wait) => {}
+        _ = stop.changed() => {}
     }
 }
 

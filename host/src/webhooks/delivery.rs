@@ -273,11 +273,7 @@ impl Dispatcher {
                     .unsigned_abs()
                     .max(Duration::from_millis(1))
             });
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
+            crate::timers::nap(&self.wake, wait, &mut stop).await;
         }
         drop(workers);
         tasks.abort_all();
