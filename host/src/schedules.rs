@@ -13,7 +13,6 @@ pub mod cron;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use redb::ReadableTable as _;
@@ -58,15 +57,8 @@ impl Runner {
             if *stop.borrow() {
                 break;
             }
-            let now = Timestamp::now();
-            let wait = match fire_due(&service, now).await {
-                Ok(Some(next)) => crate::timers::until(next).max(Duration::from_millis(1)),
-                Ok(None) => Duration::from_secs(3600),
-                Err(e) => {
-                    tracing::error!(error = %e, "firing schedules failed; retrying");
-                    Duration::from_secs(1)
-                }
-            };
+            let pass = fire_due(&service, Timestamp::now()).await;
+            let (_, wait) = crate::timers::after_pass(pass, "schedules");
             // A poke while firing leaves a permit, so no change is slept through.
             crate::timers::nap(&self.wake, wait, &mut stop).await;
         }
@@ -99,10 +91,7 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
             },
             other => other,
         };
-        earliest = match (earliest, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        earliest = earliest.into_iter().chain(next).min();
     }
     Ok(earliest)
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -231,10 +231,7 @@ pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize
                     record.timers = keys;
                     store::put_in(txn, store::TICKETS, &key, &record)?;
                     n += 1;
-                    earliest = match (earliest, planned.earliest) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    earliest = earliest.into_iter().chain(planned.earliest).min();
                 }
                 Ok((n, earliest))
             })
@@ -288,18 +285,8 @@ impl Scheduler {
             // one this pass does not see): with MAX stored, any poke notifies, and the stored
             // permit makes the select below return at once.
             self.next_ms.store(i64::MAX, Ordering::Release);
-            let (next_ms, wait) = match fire_due(&service, now).await {
-                // Measured from after the firing, which itself takes time.
-                Ok(Some(next)) => (
-                    next.as_millisecond(),
-                    until(next).max(Duration::from_millis(1)),
-                ),
-                Ok(None) => (i64::MAX, Duration::from_secs(3600)),
-                Err(e) => {
-                    tracing::error!(error = %e, "firing SLA timers failed; retrying");
-                    (now.as_millisecond() + 1000, Duration::from_secs(1))
-                }
-            };
+            let (next, wait) = after_pass(fire_due(&service, now).await, "SLA timers");
+            let next_ms = next.map_or(i64::MAX, Timestamp::as_millisecond);
             self.next_ms.fetch_min(next_ms, Ordering::AcqRel);
             nap(&self.wake, wait, &mut stop).await;
         }
@@ -320,9 +307,30 @@ pub(crate) async fn nap(
     }
 }
 
-/// How long from now until `at` (zero when it has passed).
-pub(crate) fn until(at: Timestamp) -> Duration {
-    Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
+/// After a background loop's pass that found its next instant (or failed): when to look
+/// again and how long to sleep until then, measured from now, after the pass (which itself
+/// takes time). Idle, it looks again in an hour; after an error, in a second.
+pub(crate) fn after_pass(
+    pass: Result<Option<Timestamp>, StoreError>,
+    what: &str,
+) -> (Option<Timestamp>, Duration) {
+    match pass {
+        Ok(Some(next)) => {
+            let wait = Duration::try_from(next.duration_since(Timestamp::now()))
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_millis(1));
+            (Some(next), wait)
+        }
+        Ok(None) => (None, Duration::from_secs(3600)),
+        Err(e) => {
+            tracing::error!(error = %e, "firing {what} failed; retrying");
+            let wait = Duration::from_secs(1);
+            (
+                Some(Timestamp::now() + SignedDuration::try_from(wait).unwrap_or_default()),
+                wait,
+            )
+        }
+    }
 }
 
 /// Fires every timer due at `now` (in batches), returning when the next one is due.
