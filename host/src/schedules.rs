@@ -5,35 +5,118 @@
 //! Each schedule stores its next fire instant. A fire is one transaction that queues the
 //! `schedule.fired` event in the outbox and moves the schedule on, so a fire is never sent
 //! twice for one instant, and a crash before its commit only delays it. An admin's change
-//! made while a fire is being built wins: that instant is skipped for the changed schedule. A fire missed while the service was down happens once at
-//! start (a digest of now, marked with the instant it was meant for); missed instants are not
-//! replayed one by one, since a stack of stale digests helps nobody.
-
-pub mod cron;
+//! made while a fire is being built wins: that instant is skipped for the changed schedule.
+//! A fire missed while the service was down happens once at start (a digest of now, marked
+//! with the instant it was meant for); missed instants are not replayed one by one, since a
+//! stack of stale digests helps nobody.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use redb::ReadableTable as _;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use switchboard_rules::Party;
 use tokio::sync::Notify;
+use utoipa::ToSchema;
 
-pub use self::cron::{CronError, CronSpec};
-use crate::api::tickets::{Standing, sla_view, standing};
-use crate::service::{Service, TenantView};
+use crate::background::{after_pass, nap};
+pub use crate::cron::{CronError, CronSpec};
 use crate::store::records::{ScheduleRecord, TicketRecord};
-use crate::store::{self, StoreError};
-use crate::webhooks::emit;
+use crate::store::{self, Store, StoreError};
+use crate::tenants::{TenantView, Tenants};
+use crate::tickets::{DigestTicket, Standing, standing};
+use crate::webhooks::{Dispatcher, EventType, emit};
 
-/// What a schedule may produce: a digest of the SLA board per party, or a bare heartbeat
-/// (for receivers that alert when it stops coming).
-pub const SCHEDULE_EVENTS: &[&str] = &["sla.digest", "heartbeat"];
+/// What a schedule sends inside its `schedule.fired` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ScheduleEvent {
+    /// The at-risk and breached tickets per party.
+    #[serde(rename = "sla.digest")]
+    SlaDigest,
+    /// Nothing but the fire itself (for receivers that alert when it stops coming).
+    #[serde(rename = "heartbeat")]
+    Heartbeat,
+}
+
+impl ScheduleEvent {
+    /// Every schedule event.
+    pub const ALL: [ScheduleEvent; 2] = [ScheduleEvent::SlaDigest, ScheduleEvent::Heartbeat];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleEvent::SlaDigest => "sla.digest",
+            ScheduleEvent::Heartbeat => "heartbeat",
+        }
+    }
+
+    /// The schedule event named `name`, or a message naming the known ones.
+    pub fn parse(name: &str) -> Result<ScheduleEvent, String> {
+        ScheduleEvent::ALL
+            .into_iter()
+            .find(|e| e.as_str() == name)
+            .ok_or_else(|| {
+                let known = ScheduleEvent::ALL.map(ScheduleEvent::as_str).join(", ");
+                format!(
+                    "unknown schedule event {name:?}; known: {known} (each is delivered as `schedule.fired`)"
+                )
+            })
+    }
+}
+
 /// Tickets listed per party and standing in a digest (the counts are always complete).
 pub const DIGEST_LISTED: usize = 100;
 /// Most schedules per tenant.
 pub const MAX_SCHEDULES: usize = 50;
+
+/// One party's part of a digest.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct PartyDigest {
+    /// How many of its tickets are at risk.
+    pub at_risk: usize,
+    /// How many of its tickets are breached.
+    pub breached: usize,
+    /// Up to [`DIGEST_LISTED`] of the at-risk ones.
+    pub at_risk_tickets: Vec<DigestTicket>,
+    /// Up to [`DIGEST_LISTED`] of the breached ones.
+    pub breached_tickets: Vec<DigestTicket>,
+}
+
+/// The digest a `sla.digest` schedule sends.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Digest {
+    /// The tenant's at-risk threshold.
+    pub at_risk_percent: u8,
+    /// Tickets listed per party and standing, at most.
+    pub listed_at_most: usize,
+    /// Per party (`msp` and `internal` always present).
+    pub parties: BTreeMap<String, PartyDigest>,
+}
+
+/// The data of a `schedule.fired` event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Fired {
+    /// The schedule's id.
+    pub schedule: String,
+    /// What it sends.
+    pub event: ScheduleEvent,
+    /// Its cron expression.
+    pub cron: String,
+    /// Its time zone.
+    pub timezone: String,
+    /// The instant it was meant to fire.
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_for: Timestamp,
+    /// The same on the schedule's wall clock.
+    pub scheduled_for_local: Option<String>,
+    /// When it fired.
+    #[schema(value_type = String, format = DateTime)]
+    pub fired_at: Timestamp,
+    /// The digest (`sla.digest` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
 
 /// The in-process runner of the schedules table.
 #[derive(Debug, Default)]
@@ -50,25 +133,32 @@ impl Runner {
     /// Runs until `stop` turns true: fires due schedules, then sleeps until the next one.
     pub async fn run(
         self: Arc<Self>,
-        service: Arc<Service>,
+        store: Store,
+        tenants: Arc<Tenants>,
+        deliveries: Arc<Dispatcher>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
             if *stop.borrow() {
                 break;
             }
-            let pass = fire_due(&service, Timestamp::now()).await;
-            let (_, wait) = crate::timers::after_pass(pass, "schedules");
+            let pass = fire_due(&store, &tenants, &deliveries, Timestamp::now()).await;
+            let (_, wait) = after_pass(pass, "schedules");
             // A poke while firing leaves a permit, so no change is slept through.
-            crate::timers::nap(&self.wake, wait, &mut stop).await;
+            nap(&self.wake, wait, &mut stop).await;
         }
     }
 }
 
 /// Fires every schedule due at `now`, returning when the next one is due.
-async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+pub async fn fire_due(
+    store: &Store,
+    tenants: &Tenants,
+    deliveries: &Dispatcher,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
     let all: Vec<(String, ScheduleRecord)> = {
-        let txn = service.store.read()?;
+        let txn = store.read()?;
         let table = txn.open_table(store::SCHEDULES)?;
         let mut all = Vec::new();
         for entry in table.iter()? {
@@ -81,14 +171,16 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
     let mut earliest: Option<Timestamp> = None;
     for (tenant, schedule) in all {
         let next = match schedule.next {
-            Some(due) if due <= now => match fire(service, &tenant, &schedule, due, now).await {
-                Ok(next) => next,
-                Err(e) => {
-                    // This schedule tries again shortly; the others go on.
-                    tracing::error!(tenant, schedule = %schedule.id, error = %e, "firing a schedule failed");
-                    Some(now + jiff::SignedDuration::from_secs(5))
+            Some(due) if due <= now => {
+                match fire(store, tenants, deliveries, &tenant, &schedule, due, now).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        // This schedule tries again shortly; the others go on.
+                        tracing::error!(tenant, schedule = %schedule.id, error = %e, "firing a schedule failed");
+                        Some(now + jiff::SignedDuration::from_secs(5))
+                    }
                 }
-            },
+            }
             other => other,
         };
         earliest = earliest.into_iter().chain(next).min();
@@ -98,7 +190,9 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
 
 /// Fires one schedule for its instant `due`, returning its next instant.
 async fn fire(
-    service: &Arc<Service>,
+    store: &Store,
+    tenants: &Tenants,
+    deliveries: &Dispatcher,
     tenant: &str,
     schedule: &ScheduleRecord,
     due: Timestamp,
@@ -111,26 +205,33 @@ async fn fire(
             None
         }
     };
-    let mut data = json!({
-        "schedule": schedule.id,
-        "event": schedule.event,
-        "cron": schedule.cron,
-        "timezone": schedule.timezone,
-        "scheduled_for": due,
-        "scheduled_for_local": spec.as_ref().map(|s| local(s, due)),
-        "fired_at": now,
-    });
-    if let (true, Some(view)) = (schedule.event == "sla.digest", service.tenant(tenant)) {
-        let service = service.clone();
-        data["digest"] = tokio::task::spawn_blocking(move || digest(&service, &view, now))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+    let event = ScheduleEvent::parse(&schedule.event).unwrap_or(ScheduleEvent::Heartbeat);
+    let mut fired = Fired {
+        schedule: schedule.id.clone(),
+        event,
+        cron: schedule.cron.clone(),
+        timezone: schedule.timezone.clone(),
+        scheduled_for: due,
+        scheduled_for_local: spec.as_ref().map(|s| local(s, due)),
+        fired_at: now,
+        digest: None,
+    };
+    if let (ScheduleEvent::SlaDigest, Some(view)) = (event, tenants.get(tenant)) {
+        let store = store.clone();
+        fired.digest = Some(
+            tokio::task::spawn_blocking(move || digest(&store, &view, now))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??,
+        );
     }
+    let data = serde_json::to_value(&fired).map_err(|e| StoreError::Corrupt {
+        key: schedule.id.clone(),
+        error: e.to_string(),
+    })?;
     let key = store::tenant_key(tenant, &schedule.id);
     let tenant_id = tenant.to_owned();
     let expected = schedule.updated_at;
-    let (queued, next) = service
-        .store
+    let (queued, next) = store
         .write(move |txn| {
             let Some(mut record) = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?
             else {
@@ -144,34 +245,34 @@ async fn fire(
             record.last_scheduled_for = Some(due);
             record.last_fired_at = Some(now);
             store::put_in(txn, store::SCHEDULES, &key, &record)?;
-            let queued = emit(txn, &tenant_id, "schedule.fired", data, now)?;
+            let queued = emit(txn, &tenant_id, EventType::ScheduleFired, data, now)?;
             Ok((queued, record.next))
         })
         .await?;
-    service.deliveries.enqueue(queued);
+    deliveries.enqueue(queued);
     Ok(next)
 }
 
-/// `due` on the schedule's wall clock, RFC 3339 with its offset.
+/// `at` on the schedule's wall clock, RFC 3339 with its offset.
 pub fn local(spec: &CronSpec, at: Timestamp) -> String {
     let offset = spec.time_zone().to_offset(at);
     at.display_with_offset(offset).to_string()
 }
 
-/// The tenant's at-risk and breached tickets, per party.
-fn digest(service: &Service, view: &TenantView, now: Timestamp) -> Result<Value, StoreError> {
-    let txn = service.store.read()?;
+/// The tenant's at-risk and breached tickets, per party, at `now`.
+pub fn digest(store: &Store, view: &TenantView, now: Timestamp) -> Result<Digest, StoreError> {
+    let txn = store.read()?;
     let records: Vec<TicketRecord> = store::scan(&txn, store::TICKETS, &view.record.id)?;
-    let mut parties: BTreeMap<&str, PartyDigest> = BTreeMap::new();
+    let mut parties: BTreeMap<String, PartyDigest> = BTreeMap::new();
     for party in [Party::Msp, Party::Internal] {
-        parties.insert(party_name(party), PartyDigest::default());
+        parties.insert(party_name(party).to_owned(), PartyDigest::default());
     }
     for record in &records {
         let Some(s @ (Standing::AtRisk | Standing::Breached)) = standing(record, view, now) else {
             continue;
         };
         let entry = parties
-            .entry(party_name(record.decision.party))
+            .entry(party_name(record.decision.party).to_owned())
             .or_default();
         let (count, listed) = match s {
             Standing::Breached => (&mut entry.breached, &mut entry.breached_tickets),
@@ -179,44 +280,14 @@ fn digest(service: &Service, view: &TenantView, now: Timestamp) -> Result<Value,
         };
         *count += 1;
         if listed.len() < DIGEST_LISTED {
-            listed.push(json!({
-                "id": record.ticket.id,
-                "subject": record.ticket.subject,
-                "queue": record.decision.queue,
-                "tier": record.decision.tier,
-                "priority": record.decision.priority,
-                "status": record.ticket.status,
-                "sla": sla_view(record, view, now),
-            }));
+            listed.push(DigestTicket::of(record, view, now));
         }
     }
-    let parties: BTreeMap<&str, Value> = parties
-        .into_iter()
-        .map(|(name, d)| {
-            (
-                name,
-                json!({
-                    "at_risk": d.at_risk,
-                    "breached": d.breached,
-                    "at_risk_tickets": d.at_risk_tickets,
-                    "breached_tickets": d.breached_tickets,
-                }),
-            )
-        })
-        .collect();
-    Ok(json!({
-        "at_risk_percent": view.record.settings.at_risk_percent,
-        "listed_at_most": DIGEST_LISTED,
-        "parties": parties,
-    }))
-}
-
-#[derive(Default)]
-struct PartyDigest {
-    at_risk: usize,
-    breached: usize,
-    at_risk_tickets: Vec<Value>,
-    breached_tickets: Vec<Value>,
+    Ok(Digest {
+        at_risk_percent: view.record.settings.at_risk_percent,
+        listed_at_most: DIGEST_LISTED,
+        parties,
+    })
 }
 
 fn party_name(party: Party) -> &'static str {

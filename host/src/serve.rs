@@ -43,39 +43,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let dispatcher = tokio::spawn(
-        service
-            .deliveries
-            .clone()
-            .run(service.store.clone(), stopped),
-    );
-    let scheduler = tokio::spawn(
-        service
-            .timers
-            .clone()
-            .run(service.clone(), stop.subscribe()),
-    );
-    let retention = tokio::spawn(
-        service
-            .deliveries
-            .clone()
-            .retain(service.store.clone(), stop.subscribe()),
-    );
-    let schedules = tokio::spawn(
-        service
-            .schedules
-            .clone()
-            .run(service.clone(), stop.subscribe()),
-    );
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let loops = service.spawn_loops(&stop);
     let served = axum::serve(listener, api::app(service))
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
-    let _ = scheduler.await;
-    let _ = schedules.await;
-    let _ = retention.await;
-    let _ = dispatcher.await;
+    for task in loops {
+        let _ = task.await;
+    }
     served
 }
 

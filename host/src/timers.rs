@@ -9,9 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,10 +18,11 @@ use sha2::{Digest as _, Sha256};
 use switchboard_rules::{CalendarSet, ClockState, Escalation, EscalationTrigger, Metric};
 use tokio::sync::Notify;
 
-use crate::service::Service;
+use crate::background::{after_pass, nap};
 use crate::store::records::{FiredRecord, TicketRecord};
-use crate::store::{self, StoreError};
-use crate::webhooks::{Queued, emit};
+use crate::store::{self, Store, StoreError};
+use crate::tenants::Tenants;
+use crate::webhooks::{Dispatcher, EventType, Queued, emit};
 
 /// Most timers fired in one transaction.
 const FIRE_BATCH: usize = 512;
@@ -161,7 +161,7 @@ fn plan_all(
 /// what it is (metric, trigger, label, notify), not by its place in the plan, so a re-route
 /// that changes the plan neither suppresses a new step at a fired step's index nor fires a
 /// step that stayed the same again.
-pub(crate) fn escalation_name(step: &Escalation, run: u32) -> String {
+pub fn escalation_name(step: &Escalation, run: u32) -> String {
     let digest = Sha256::digest(serde_json::to_vec(step).unwrap_or_default());
     format!("escalation/{}/{run}", hex::encode(&digest[..6]))
 }
@@ -185,9 +185,14 @@ const REPLAN_BATCH: usize = 500;
 /// current calendars (after a calendar changed, every deadline on it may have moved). Works
 /// in small transactions; a ticket event racing with it retries on its own (it checks the
 /// ticket's timers before it writes). Returns how many tickets' timers moved.
-pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize, StoreError> {
+pub async fn replan_tenant(
+    store: &Store,
+    tenants: &Tenants,
+    scheduler: &Scheduler,
+    tenant: &str,
+) -> Result<usize, StoreError> {
     // Reading every ticket of the tenant: off the async runtime.
-    let (snapshot, t) = (service.store.clone(), tenant.to_owned());
+    let (snapshot, t) = (store.clone(), tenant.to_owned());
     let keys = tokio::task::spawn_blocking(move || -> Result<Vec<String>, StoreError> {
         let txn = snapshot.read()?;
         let table = txn.open_table(store::TICKETS)?;
@@ -206,13 +211,12 @@ pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize
     .map_err(|e| StoreError::Task(e.to_string()))??;
     let mut moved = 0;
     for chunk in keys.chunks(REPLAN_BATCH) {
-        let Some(view) = service.tenant(tenant) else {
+        let Some(view) = tenants.get(tenant) else {
             break;
         };
         let (calendars, tenant_id, chunk) =
             (view.calendars.clone(), tenant.to_owned(), chunk.to_vec());
-        let (n, earliest) = service
-            .store
+        let (n, earliest) = store
             .write(move |txn| {
                 let now = Timestamp::now();
                 let (mut n, mut earliest) = (0, None::<Timestamp>);
@@ -236,7 +240,7 @@ pub async fn replan_tenant(service: &Arc<Service>, tenant: &str) -> Result<usize
                 Ok((n, earliest))
             })
             .await?;
-        service.timers.poke(earliest);
+        scheduler.poke(earliest);
         moved += n;
     }
     Ok(moved)
@@ -270,10 +274,13 @@ impl Scheduler {
         }
     }
 
-    /// Runs until `stop` turns true: fires due timers, then sleeps until the next one.
+    /// Runs until `stop` turns true: fires due timers of `store` (reading the calendars of
+    /// `tenants`, queueing deliveries on `deliveries`), then sleeps until the next one.
     pub async fn run(
         self: Arc<Self>,
-        service: Arc<Service>,
+        store: Store,
+        tenants: Arc<Tenants>,
+        deliveries: Arc<Dispatcher>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
@@ -285,7 +292,10 @@ impl Scheduler {
             // one this pass does not see): with MAX stored, any poke notifies, and the stored
             // permit makes the select below return at once.
             self.next_ms.store(i64::MAX, Ordering::Release);
-            let (next, wait) = after_pass(fire_due(&service, now).await, "SLA timers");
+            let (next, wait) = after_pass(
+                fire_due(&store, &tenants, &deliveries, now).await,
+                "SLA timers",
+            );
             let next_ms = next.map_or(i64::MAX, Timestamp::as_millisecond);
             self.next_ms.fetch_min(next_ms, Ordering::AcqRel);
             nap(&self.wake, wait, &mut stop).await;
@@ -293,62 +303,28 @@ impl Scheduler {
     }
 }
 
-/// A background loop's sleep: until `wait` has passed, `wake` is notified (a permit stored
-/// while the loop was busy counts) or `stop` changes.
-pub(crate) async fn nap(
-    wake: &Notify,
-    wait: Duration,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) {
-    tokio::select! {
-        () = wake.notified() => {}
-        () = tokio::time::sleep(wait) => {}
-        _ = stop.changed() => {}
-    }
-}
-
-/// After a background loop's pass that found its next instant (or failed): when to look
-/// again and how long to sleep until then, measured from now, after the pass (which itself
-/// takes time). Idle, it looks again in an hour; after an error, in a second.
-pub(crate) fn after_pass(
-    pass: Result<Option<Timestamp>, StoreError>,
-    what: &str,
-) -> (Option<Timestamp>, Duration) {
-    match pass {
-        Ok(Some(next)) => {
-            let wait = Duration::try_from(next.duration_since(Timestamp::now()))
-                .unwrap_or(Duration::ZERO)
-                .max(Duration::from_millis(1));
-            (Some(next), wait)
-        }
-        Ok(None) => (None, Duration::from_secs(3600)),
-        Err(e) => {
-            tracing::error!(error = %e, "firing {what} failed; retrying");
-            let wait = Duration::from_secs(1);
-            (
-                Some(Timestamp::now() + SignedDuration::try_from(wait).unwrap_or_default()),
-                wait,
-            )
-        }
-    }
-}
-
 /// Fires every timer due at `now` (in batches), returning when the next one is due.
-async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+pub async fn fire_due(
+    store: &Store,
+    tenants: &Tenants,
+    deliveries: &Dispatcher,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
     let upper = format!("{:013}~", now.as_millisecond());
     loop {
         // The calendars of the tenants with due timers, so the write below reads clocks
-        // without holding the service (the writer thread must never own the last handle).
+        // without holding the tenant views (the writer thread must never own the last
+        // handle of anything that holds the store).
         let mut calendars = HashMap::new();
         let mut due = 0;
         {
-            let txn = service.store.read()?;
+            let txn = store.read()?;
             let table = txn.open_table(store::TIMERS)?;
             for entry in table.range(..upper.as_str())?.take(FIRE_BATCH) {
                 let (k, v) = entry?;
                 let timer: TimerRecord = store::decode(k.value(), v.value())?;
                 due += 1;
-                if let Some(view) = service.tenant(&timer.tenant) {
+                if let Some(view) = tenants.get(&timer.tenant) {
                     calendars.insert(timer.tenant, view.calendars.clone());
                 }
             }
@@ -358,11 +334,10 @@ async fn fire_due(service: &Arc<Service>, now: Timestamp) -> Result<Option<Times
             }
         }
         let upper = upper.clone();
-        let (queued, more, next) = service
-            .store
+        let (queued, more, next) = store
             .write(move |txn| fire_batch(&calendars, txn, &upper, now))
             .await?;
-        service.deliveries.enqueue(queued);
+        deliveries.enqueue(queued);
         if !more {
             return Ok(next);
         }
@@ -454,9 +429,9 @@ fn fire_one(
                 data["notify"] = json!(step.notify);
                 data["threshold"] = json!(threshold(step.trigger));
             }
-            "sla.escalation"
+            EventType::SlaEscalation
         }
-        TimerKind::Breach => "sla.breached",
+        TimerKind::Breach => EventType::SlaBreached,
     };
     emit(txn, &timer.tenant, event, data, now)
 }

@@ -4,11 +4,13 @@
 //! outbound policy allows (so a tenant cannot aim deliveries at the platform's own network).
 
 pub mod delivery;
+pub mod events;
 pub mod outbox;
 pub mod policy;
 pub mod signing;
 
 pub use delivery::{DeliveryConfig, Dispatcher};
-pub use outbox::{EVENT_TYPES, Queued, emit};
+pub use events::EventType;
+pub use outbox::{Queued, emit};
 pub use policy::{PolicyError, UrlPolicy};
 pub use signing::{Secret, SecretError, sign};

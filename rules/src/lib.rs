@@ -4,11 +4,13 @@
 
 pub mod calendar;
 pub mod contract;
+pub mod fallback;
 pub mod model;
 pub mod priority;
 pub mod sla;
 
 pub use calendar::{ALWAYS_OPEN, Calendar, CalendarError, CalendarSet, CalendarSpec};
+pub use fallback::builtin_fallback;
 pub use model::{
     Change, Decision, Escalation, EscalationTrigger, EventKind, InvalidDecision, LogLevel, Metric,
     Party, Priority, Requester, RuleError, SlaTarget, Ticket, TicketEvent, TicketInput,

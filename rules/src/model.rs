@@ -142,7 +142,8 @@ pub struct Requester {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketInput {
-    /// External id, unique per tenant (1–256 characters).
+    /// External id, unique per tenant (1–256 bytes).
+    #[schema(min_length = 1, max_length = 256)]
     pub id: String,
     /// One-line summary (default empty).
     #[serde(default)]
@@ -161,9 +162,11 @@ pub struct TicketInput {
     pub source: Option<String>,
     /// Impact 1 (high) – 3 (low); default 3, as in ServiceNow.
     #[serde(default = "default_level")]
+    #[schema(minimum = 1, maximum = 3, default = 3)]
     pub impact: u8,
     /// Urgency 1 (high) – 3 (low); default 3.
     #[serde(default = "default_level")]
+    #[schema(minimum = 1, maximum = 3, default = 3)]
     pub urgency: u8,
     /// Priority given by the requester, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,8 +26,43 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// The target guests are built for.
+pub const GUEST_TARGET: &str = "wasm32-wasip2";
+
+/// Makes sure the toolchain building the tests has the guest target. rustup installs the
+/// `targets` of `rust-toolchain.toml` only when it installs the toolchain itself, so a machine
+/// that already had Rust 1.95.0 lacks it; the tests then add it, as a new user would be told
+/// to. Without rustup (a distribution's Rust), the target must already be there.
+fn ensure_guest_target(root: &Path) {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let sysroot = Command::new(&rustc)
+        .current_dir(root)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("run rustc --print sysroot");
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(GUEST_TARGET).is_dir() {
+        return;
+    }
+    // `RUSTUP_TOOLCHAIN` is set by rustup's proxies to the toolchain in use.
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root).args(["target", "add", GUEST_TARGET]);
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        cmd.args(["--toolchain", &toolchain]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("the {GUEST_TARGET} target is missing and rustup could not be run to add it: {e}")
+    });
+    assert!(
+        out.status.success(),
+        "`rustup target add {GUEST_TARGET}` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn build_guests() -> PathBuf {
     let root = workspace_root();
+    ensure_guest_target(&root);
     let target_dir = root.join("target").join("guests");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
@@ -37,7 +72,7 @@ fn build_guests() -> PathBuf {
             "--profile",
             "guest",
             "--target",
-            "wasm32-wasip2",
+            GUEST_TARGET,
             "--target-dir",
         ])
         .arg(&target_dir)
@@ -56,7 +91,7 @@ fn build_guests() -> PathBuf {
         "building the guest components failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    target_dir.join("wasm32-wasip2").join("guest")
+    target_dir.join(GUEST_TARGET).join("guest")
 }
 
 /// The path of a guest's `.wasm` component (building all guests on first use).

@@ -2,39 +2,83 @@
 //! load balancer, Prometheus and API clients.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use serde_json::json;
+use serde::Serialize;
 use switchboard_rules::ClockState;
+use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ok};
+use super::extract::ok;
+use super::{ApiError, AppState, ErrorBody};
 use crate::store::records::TicketRecord;
 use crate::store::{self, StoreError};
 
+/// `GET /healthz`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    status: String,
+}
+
 /// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", summary = "Liveness.",
+    extensions(("x-min-role" = json!("none"))),
+    responses((status = 200, description = "Alive.", body = Health))
+)]
 pub(crate) async fn healthz() -> Response {
-    ok(json!({"status": "ok"}))
+    ok(Health {
+        status: "ok".into(),
+    })
+}
+
+/// `GET /readyz`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// `ready`.
+    status: String,
+    /// How many tenants are loaded.
+    tenants: usize,
 }
 
 /// `GET /readyz`: the store answers reads and its writer runs.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations", summary = "Readiness (the store answers).",
+    extensions(("x-min-role" = json!("none"))),
+    responses(
+        (status = 200, description = "Ready.", body = Ready),
+        (status = 503, description = "The store's writer has stopped.", body = ErrorBody),
+        (status = 500, description = "The store does not answer.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn readyz(State(service): State<AppState>) -> Result<Response, ApiError> {
     service.store.read()?;
     if !service.store.writer_alive() {
         return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "the store's writer has stopped",
         ));
     }
-    Ok(ok(
-        json!({"status": "ready", "tenants": service.tenants().len()}),
-    ))
+    Ok(ok(Ready {
+        status: "ready".into(),
+        tenants: service.tenants.all().len(),
+    }))
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", summary = "Prometheus metrics.",
+    extensions(("x-min-role" = json!("none"))),
+    responses(
+        (status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain"),
+        (status = 500, description = "The store does not answer.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn metrics(State(service): State<AppState>) -> Result<Response, ApiError> {
     let mut cache = service.metrics.clocks.lock().await;
     let clocks = match &*cache {
@@ -52,7 +96,7 @@ pub(crate) async fn metrics(State(service): State<AppState>) -> Result<Response,
 
 /// SLA clocks by state, over every tenant's tickets.
 async fn census(service: &AppState) -> Result<BTreeMap<String, u64>, ApiError> {
-    let service2 = service.clone();
+    let (store, tenants) = (service.store.clone(), service.tenants.clone());
     let clocks =
         tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, u64>, StoreError> {
             let now = Timestamp::now();
@@ -61,8 +105,8 @@ async fn census(service: &AppState) -> Result<BTreeMap<String, u64>, ApiError> {
                     .into_iter()
                     .map(|s| (s.to_owned(), 0))
                     .collect();
-            let txn = service2.store.read()?;
-            for view in service2.tenants() {
+            let txn = store.read()?;
+            for view in tenants.all() {
                 let records: Vec<TicketRecord> =
                     store::scan(&txn, store::TICKETS, &view.record.id)?;
                 for record in records {
@@ -90,6 +134,13 @@ async fn census(service: &AppState) -> Result<BTreeMap<String, u64>, ApiError> {
 }
 
 /// `GET /openapi.json`.
-pub(crate) async fn openapi() -> Response {
-    ok(crate::openapi::document())
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations", summary = "This document.",
+    extensions(("x-min-role" = json!("none"))),
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object))
+)]
+pub(crate) async fn openapi(
+    axum::Extension(document): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Response {
+    ok(&*document)
 }

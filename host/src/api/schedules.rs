@@ -6,18 +6,20 @@ use axum::extract::State;
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
 use redb::ReadableTable as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::admin::{valid_id, write_with_tenant};
-use super::{ApiError, ApiJson, ApiPath, AppState, Caller, created, ok, require};
-use crate::schedules::{CronError, CronSpec, MAX_SCHEDULES, SCHEDULE_EVENTS, local};
-use crate::service::audit;
-use crate::store::records::{Role, ScheduleRecord};
+use super::extract::{ApiJson, ApiPath, Authorized, created, ok};
+use super::params::{IdPath, TenantPath};
+use super::{ApiError, AppState, ErrorBody};
+use crate::refusal::Refusal;
+use crate::schedules::{CronError, CronSpec, MAX_SCHEDULES, ScheduleEvent, local};
+use crate::store::records::ScheduleRecord;
 use crate::store::{self, StoreError};
+use crate::tenants::{audit, invalid_id, valid_id};
 
 /// `PUT …/schedules/{id}` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleInput {
     /// Unix cron (`0 8 * * 1-5`: weekdays at 08:00; `0`/`7` = Sunday), a shorthand
@@ -25,8 +27,9 @@ pub(crate) struct ScheduleInput {
     cron: String,
     /// IANA time zone the expression is read in (`America/New_York`).
     timezone: String,
-    /// What it sends as `schedule.fired`: `sla.digest` (at-risk and breached tickets per
-    /// party) or `heartbeat`.
+    /// What it sends inside `schedule.fired` (subscribe endpoints to `schedule.fired`):
+    /// `sla.digest` (at-risk and breached tickets per party) or `heartbeat`.
+    #[schema(value_type = ScheduleEvent)]
     event: String,
     /// Off keeps the schedule but stops it firing (default on).
     #[serde(default = "yes")]
@@ -38,165 +41,214 @@ fn yes() -> bool {
 }
 
 /// A schedule as the API shows it.
-fn view(record: &ScheduleRecord) -> Value {
-    let next_local = record.next.and_then(|next| {
-        CronSpec::parse(&record.cron, &record.timezone)
-            .ok()
-            .map(|spec| local(&spec, next))
-    });
-    json!({
-        "id": record.id,
-        "cron": record.cron,
-        "timezone": record.timezone,
-        "event": record.event,
-        "enabled": record.enabled,
-        "next": record.next,
-        "next_local": next_local,
-        "last_scheduled_for": record.last_scheduled_for,
-        "last_fired_at": record.last_fired_at,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleView {
+    /// Its id.
+    id: String,
+    /// Its cron expression.
+    cron: String,
+    /// Its time zone.
+    timezone: String,
+    /// What it sends inside `schedule.fired`.
+    event: String,
+    /// Whether it fires.
+    enabled: bool,
+    /// Its next fire (UTC).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    next: Option<Timestamp>,
+    /// Its next fire on its own wall clock.
+    next_local: Option<String>,
+    /// The instant its last fire was meant for.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_scheduled_for: Option<Timestamp>,
+    /// When it last fired.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_fired_at: Option<Timestamp>,
+    /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    /// When it was last changed.
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: Timestamp,
 }
 
-/// `PUT …/schedules/{id}` (admin): creates or replaces a schedule.
+impl ScheduleView {
+    fn of(record: &ScheduleRecord) -> Self {
+        let next_local = record.next.and_then(|next| {
+            CronSpec::parse(&record.cron, &record.timezone)
+                .ok()
+                .map(|spec| local(&spec, next))
+        });
+        ScheduleView {
+            id: record.id.clone(),
+            cron: record.cron.clone(),
+            timezone: record.timezone.clone(),
+            event: record.event.clone(),
+            enabled: record.enabled,
+            next: record.next,
+            next_local,
+            last_scheduled_for: record.last_scheduled_for,
+            last_fired_at: record.last_fired_at,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// `PUT …/schedules/{id}`: creates or replaces a schedule.
+#[utoipa::path(
+    put, path = "/v1/tenants/{tenant}/schedules/{id}", tag = "schedules",
+    summary = "Create or replace a cron schedule `{cron, timezone, event: sla.digest|heartbeat, enabled?}`; fires `schedule.fired`.",
+    extensions(("x-min-role" = json!("admin"))),
+    params(IdPath), request_body = ScheduleInput,
+    responses(
+        (status = 201, description = "Created.", body = ScheduleView),
+        (status = 200, description = "Replaced.", body = ScheduleView),
+        (status = 409, description = "The tenant has the most schedules it may have.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn put(
     State(service): State<AppState>,
-    caller: Caller,
-    ApiPath((t, id)): ApiPath<(String, String)>,
+    access: Authorized,
+    ApiPath(path): ApiPath<IdPath>,
     ApiJson(body): ApiJson<ScheduleInput>,
 ) -> Result<Response, ApiError> {
-    require(&service, &caller, &t, Role::Admin)?;
+    let id = path.id;
     if !valid_id(&id) {
-        return Err(ApiError::invalid(
-            "invalid_id",
-            "schedule id must be 1-64 characters of a-z, 0-9, '-', '_', '.'",
-        ));
+        return Err(invalid_id("schedule id").into());
     }
-    if !SCHEDULE_EVENTS.contains(&body.event.as_str()) {
-        return Err(ApiError::invalid(
-            "invalid_event",
-            format!(
-                "unknown schedule event {:?}; known: {}",
-                body.event,
-                SCHEDULE_EVENTS.join(", ")
-            ),
-        ));
-    }
+    ScheduleEvent::parse(&body.event)
+        .map_err(|e| ApiError::invalid("invalid_event", format!("`event`: {e}")))?;
     let now = Timestamp::now();
     let min = SignedDuration::try_from(service.deliveries.min_schedule_interval())
         .unwrap_or(SignedDuration::MAX);
     let first = CronSpec::parse(&body.cron, &body.timezone)
         .and_then(|spec| spec.check(now, min))
         .map_err(|e| {
-            let code = match e {
-                CronError::TimeZone(_) => "invalid_timezone",
-                CronError::TooFrequent { .. } => "too_frequent",
-                _ => "invalid_cron",
+            let (code, field) = match e {
+                CronError::TimeZone(_) => ("invalid_timezone", "timezone"),
+                CronError::TooFrequent { .. } => ("too_frequent", "cron"),
+                _ => ("invalid_cron", "cron"),
             };
-            ApiError::invalid(code, e.to_string())
+            ApiError::invalid(code, format!("`{field}`: {e}"))
         })?;
-    let who = caller.0.id().to_owned();
-    let (fresh, record) = write_with_tenant(&service, &t, {
-        let id = id.clone();
-        move |txn, tenant| {
-            let key = store::tenant_key(&tenant.id, &id);
-            let existing = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?;
-            if existing.is_none() {
-                let table = txn.open_table(store::SCHEDULES)?;
-                let (from, to) = store::tenant_range(&tenant.id);
-                if table.range(from.as_str()..to.as_str())?.count() >= MAX_SCHEDULES {
-                    return Ok(Err(ApiError::conflict(
-                        "too_many_schedules",
-                        format!("a tenant may have at most {MAX_SCHEDULES} schedules"),
-                    )));
+    let who = access.who();
+    let (fresh, record) = service
+        .tenants
+        .write_with_tenant(access.id(), {
+            let id = id.clone();
+            move |txn, tenant| {
+                let key = store::tenant_key(&tenant.id, &id);
+                let existing = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?;
+                if existing.is_none() {
+                    let table = txn.open_table(store::SCHEDULES)?;
+                    let (from, to) = store::tenant_range(&tenant.id);
+                    if table.range(from.as_str()..to.as_str())?.count() >= MAX_SCHEDULES {
+                        return Ok(Err(Refusal::conflict(
+                            "too_many_schedules",
+                            format!("a tenant may have at most {MAX_SCHEDULES} schedules"),
+                        )));
+                    }
                 }
+                let fresh = existing.is_none();
+                let mut record = existing.unwrap_or_else(|| ScheduleRecord {
+                    id: id.clone(),
+                    cron: String::new(),
+                    timezone: String::new(),
+                    event: String::new(),
+                    enabled: true,
+                    next: None,
+                    last_scheduled_for: None,
+                    last_fired_at: None,
+                    created_at: now,
+                    updated_at: now,
+                });
+                record.cron = body.cron;
+                record.timezone = body.timezone;
+                record.event = body.event;
+                record.enabled = body.enabled;
+                record.next = body.enabled.then_some(first);
+                record.updated_at = now;
+                store::put_in(txn, store::SCHEDULES, &key, &record)?;
+                let target = format!("schedules/{id}");
+                audit(txn, tenant, &who, "schedule.put", &target, None)?;
+                Ok(Ok((fresh, record)))
             }
-            let fresh = existing.is_none();
-            let mut record = existing.unwrap_or_else(|| ScheduleRecord {
-                id: id.clone(),
-                cron: String::new(),
-                timezone: String::new(),
-                event: String::new(),
-                enabled: true,
-                next: None,
-                last_scheduled_for: None,
-                last_fired_at: None,
-                created_at: now,
-                updated_at: now,
-            });
-            record.cron = body.cron;
-            record.timezone = body.timezone;
-            record.event = body.event;
-            record.enabled = body.enabled;
-            record.next = body.enabled.then_some(first);
-            record.updated_at = now;
-            store::put_in(txn, store::SCHEDULES, &key, &record)?;
-            audit(
-                txn,
-                tenant,
-                &who,
-                "schedule.put",
-                &format!("schedules/{id}"),
-                None,
-            )?;
-            Ok(Ok((fresh, record)))
-        }
-    })
-    .await??;
+        })
+        .await?;
     service.schedules.poke();
-    let answer = view(&record);
+    let answer = ScheduleView::of(&record);
     Ok(if fresh { created(answer) } else { ok(answer) })
 }
 
-/// `GET …/schedules` (any role): every schedule with its next fire.
-pub(crate) async fn list(
-    State(service): State<AppState>,
-    caller: Caller,
-    ApiPath(t): ApiPath<String>,
-) -> Result<Response, ApiError> {
-    require(&service, &caller, &t, Role::Viewer)?;
-    let txn = service.store.read()?;
-    let all: Vec<ScheduleRecord> = store::scan(&txn, store::SCHEDULES, &t)?;
-    Ok(ok(
-        json!({"schedules": all.iter().map(view).collect::<Vec<_>>()}),
-    ))
+/// The schedules of a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleList {
+    /// Every schedule with its next fire.
+    schedules: Vec<ScheduleView>,
 }
 
-/// `DELETE …/schedules/{id}` (admin): removes a schedule; a fire already queued is still
-/// delivered.
+/// `GET …/schedules`: every schedule with its next fire.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}/schedules", tag = "schedules",
+    summary = "Schedules with their next fire (UTC and local).",
+    extensions(("x-min-role" = json!("viewer"))),
+    params(TenantPath),
+    responses((status = 200, description = "The schedules.", body = ScheduleList))
+)]
+pub(crate) async fn list(
+    State(service): State<AppState>,
+    access: Authorized,
+) -> Result<Response, ApiError> {
+    let txn = service.store.read()?;
+    let all: Vec<ScheduleRecord> = store::scan(&txn, store::SCHEDULES, access.id())?;
+    Ok(ok(ScheduleList {
+        schedules: all.iter().map(ScheduleView::of).collect(),
+    }))
+}
+
+/// A schedule removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleDeleted {
+    /// Its id.
+    id: String,
+    /// Always true.
+    deleted: bool,
+}
+
+/// `DELETE …/schedules/{id}`: removes a schedule; a fire already queued is still delivered.
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant}/schedules/{id}", tag = "schedules",
+    summary = "Remove a schedule.",
+    extensions(("x-min-role" = json!("admin"))),
+    params(IdPath),
+    responses((status = 200, description = "Removed.", body = ScheduleDeleted))
+)]
 pub(crate) async fn delete(
     State(service): State<AppState>,
-    caller: Caller,
-    ApiPath((t, id)): ApiPath<(String, String)>,
+    access: Authorized,
+    ApiPath(path): ApiPath<IdPath>,
 ) -> Result<Response, ApiError> {
-    require(&service, &caller, &t, Role::Admin)?;
-    let who = caller.0.id().to_owned();
-    let removed = write_with_tenant(&service, &t, {
-        let id = id.clone();
-        move |txn, tenant| -> Result<bool, StoreError> {
-            let key = store::tenant_key(&tenant.id, &id);
-            let removed = txn
-                .open_table(store::SCHEDULES)?
-                .remove(key.as_str())?
-                .is_some();
-            if removed {
-                audit(
-                    txn,
-                    tenant,
-                    &who,
-                    "schedule.delete",
-                    &format!("schedules/{id}"),
-                    None,
-                )?;
+    let who = access.who();
+    let id = path.id;
+    service
+        .tenants
+        .write_with_tenant(access.id(), {
+            let id = id.clone();
+            move |txn, tenant| -> Result<Result<(), Refusal>, StoreError> {
+                let key = store::tenant_key(&tenant.id, &id);
+                let removed = txn
+                    .open_table(store::SCHEDULES)?
+                    .remove(key.as_str())?
+                    .is_some();
+                if !removed {
+                    return Ok(Err(Refusal::not_found(format!("no schedule {id:?}"))));
+                }
+                let target = format!("schedules/{id}");
+                audit(txn, tenant, &who, "schedule.delete", &target, None).map(Ok)
             }
-            Ok(removed)
-        }
-    })
-    .await?;
-    if !removed {
-        return Err(ApiError::not_found(format!("no schedule {id:?}")));
-    }
+        })
+        .await?;
     service.schedules.poke();
-    Ok(ok(json!({"id": id, "deleted": true})))
+    Ok(ok(ScheduleDeleted { id, deleted: true }))
 }

@@ -35,6 +35,26 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// Every role, least first.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Intake, Role::Operator, Role::Admin];
+
+    /// The role's API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Intake => "intake",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `name` (its API name).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// Tenant settings (`PUT …/settings`); every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -123,7 +143,7 @@ pub struct KeyRecord {
 }
 
 /// Where a rule version is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleStatus {
     /// Uploaded; with four-eyes on it waits for another admin's approval.
@@ -137,7 +157,7 @@ pub enum RuleStatus {
 }
 
 /// One uploaded rule version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleRecord {
     /// Version number, from 1.
     pub version: u32,
@@ -152,20 +172,23 @@ pub struct RuleRecord {
     /// Key id that uploaded it.
     pub uploaded_by: String,
     /// Upload time.
+    #[schema(value_type = String, format = DateTime)]
     pub uploaded_at: Timestamp,
     /// Key id that approved it.
     #[serde(default)]
     pub approved_by: Option<String>,
     /// Approval time.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub approved_at: Option<Timestamp>,
     /// Last activation time.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub activated_at: Option<Timestamp>,
 }
 
 /// How a ticket's decision came about.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleOutcome {
     /// Rule version evaluated (`None`: no active rule).
     pub version: Option<u32>,
@@ -179,7 +202,7 @@ pub struct RuleOutcome {
 }
 
 /// A rule failure as stored on the ticket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleFailure {
     /// Stable kind (`fuel_exhausted`, `rule_error`, …).
     pub kind: String,
@@ -188,17 +211,19 @@ pub struct RuleFailure {
 }
 
 /// One event applied to a ticket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// Event type.
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who posted it (key id).
     pub by: String,
     /// Details (new status, new priority, changed fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
 }
 
@@ -236,11 +261,12 @@ pub struct FiredRecord {
 }
 
 /// One administrative action.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Sequence number within the tenant, from 1.
     pub seq: u64,
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who: key id (`platform-admin` for the platform token).
     pub key_id: String,
@@ -308,7 +334,7 @@ pub struct ScheduleRecord {
 }
 
 /// Where a delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Waiting for its next attempt.
@@ -320,9 +346,10 @@ pub enum DeliveryState {
 }
 
 /// One delivery attempt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// When it started.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// HTTP status, when the receiver answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +362,7 @@ pub struct AttemptRecord {
 }
 
 /// One message to one endpoint, from the outbox.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     /// Standard Webhooks `webhook-id`, stable across retries.
     pub id: String,
@@ -346,6 +373,7 @@ pub struct DeliveryRecord {
     /// The exact body sent (signed as is).
     pub body: String,
     /// When the event happened.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// State.
     pub state: DeliveryState,
@@ -354,5 +382,6 @@ pub struct DeliveryRecord {
     pub attempts: Vec<AttemptRecord>,
     /// When the next attempt is due (pending only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<Timestamp>,
 }

@@ -273,7 +273,7 @@ impl Dispatcher {
                     .unsigned_abs()
                     .max(Duration::from_millis(1))
             });
-            crate::timers::nap(&self.wake, wait, &mut stop).await;
+            crate::background::nap(&self.wake, wait, &mut stop).await;
         }
         drop(workers);
         tasks.abort_all();

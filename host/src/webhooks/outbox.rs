@@ -9,16 +9,9 @@ use rand::Rng as _;
 use redb::{ReadableTable, WriteTransaction};
 use serde_json::{Value, json};
 
+use super::EventType;
 use crate::store::records::{DeliveryRecord, DeliveryState, WebhookRecord};
 use crate::store::{self, StoreError};
-
-/// The event types an endpoint may subscribe to.
-pub const EVENT_TYPES: &[&str] = &[
-    "sla.escalation",
-    "sla.breached",
-    "rule.failed",
-    "schedule.fired",
-];
 
 /// A delivery to hand to the dispatcher once its transaction has committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +56,11 @@ pub fn endpoints_in(
 pub fn emit(
     txn: &WriteTransaction,
     tenant: &str,
-    event: &str,
+    event: EventType,
     data: Value,
     now: Timestamp,
 ) -> Result<Vec<Queued>, StoreError> {
+    let event = event.as_str();
     let mut queued = Vec::new();
     let endpoints = endpoints_in(txn, tenant)?;
     if endpoints

@@ -92,6 +92,36 @@ impl UrlPolicy {
         Ok(parsed)
     }
 
+    /// Checks a URL the way delivery will: its form, then the addresses its host resolves to
+    /// now. Refused when every address is refused (delivery would refuse it at each attempt);
+    /// a host that does not resolve now is let through (delivery resolves it again each
+    /// time, and a name may be published after its endpoint is configured).
+    pub async fn check_url_resolved(&self, url: &str) -> Result<Url, PolicyError> {
+        let parsed = self.check_url(url)?;
+        let host = parsed.host_str().ok_or(PolicyError::NoHost)?.to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let bare = host.trim_matches(['[', ']']).to_owned();
+        if bare.parse::<IpAddr>().is_ok() {
+            return Ok(parsed);
+        }
+        let Ok(addrs) = tokio::net::lookup_host((bare.as_str(), port)).await else {
+            return Ok(parsed);
+        };
+        let mut first_refusal = None;
+        for addr in addrs {
+            match self.check_addr(&host, addr.ip()) {
+                Ok(()) => return Ok(parsed),
+                Err(e) => {
+                    first_refusal.get_or_insert(e);
+                }
+            }
+        }
+        match first_refusal {
+            Some(e) => Err(e),
+            None => Ok(parsed),
+        }
+    }
+
     /// Checks one resolved address of `host` (at delivery time).
     pub fn check_addr(&self, host: &str, ip: IpAddr) -> Result<(), PolicyError> {
         let host_lc = host.to_ascii_lowercase();

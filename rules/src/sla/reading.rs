@@ -9,7 +9,7 @@ use crate::calendar::{Calendar, CalendarError, CalendarSet};
 use crate::model::{Escalation, EscalationTrigger, Metric};
 
 /// What a clock reads at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockState {
     /// Counting.

@@ -1,0 +1,61 @@
+//! Path parameters, typed once: the handlers extract them and the OpenAPI document describes
+//! them from the same structs, so a parameter's name and type cannot differ between the two.
+
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// `/v1/tenants/{tenant}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's id.
+    #[param(max_length = 64)]
+    pub tenant: String,
+}
+
+/// `/v1/tenants/{tenant}/…/{id}`: a calendar, ticket, webhook endpoint or schedule.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    /// The tenant's id.
+    #[param(max_length = 64)]
+    pub tenant: String,
+    /// The resource's id.
+    pub id: String,
+}
+
+/// `/v1/tenants/{tenant}/keys/{key}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The tenant's id.
+    #[param(max_length = 64)]
+    pub tenant: String,
+    /// The key's id (the part between `sb_` and the dot).
+    pub key: String,
+}
+
+/// `/v1/tenants/{tenant}/rules/{version}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VersionPath {
+    /// The tenant's id.
+    #[param(max_length = 64)]
+    pub tenant: String,
+    /// The rule version.
+    #[param(minimum = 1)]
+    pub version: u32,
+}
+
+/// `/v1/tenants/{tenant}/webhooks/{id}/deliveries/{msg}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DeliveryPath {
+    /// The tenant's id.
+    #[param(max_length = 64)]
+    pub tenant: String,
+    /// The endpoint's id.
+    pub id: String,
+    /// The delivery's message id (`webhook-id`).
+    pub msg: String,
+}

@@ -1,0 +1,372 @@
+//! Tickets: creation routes through the tenant's active rule (or its fallback decision when
+//! the rule fails or none is active — the ticket is stored either way, with the error), starts
+//! the SLA clocks, plans the ticket's next timer and queues `rule.failed`, all in the ticket's
+//! one transaction, and answers only once it is durable. Events move the clocks (re-running
+//! the rule when routing inputs change) under an optimistic check; reads and the SLA board
+//! compute every figure at the instant of the request.
+
+pub mod events;
+pub mod view;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use switchboard_rules::{
+    Decision, EventKind, SlaClocks, Ticket, TicketEvent, TicketInput, builtin_fallback,
+};
+
+pub use self::events::{EventInput, MAX_CLOCK_SKEW, TicketChanges, instant_at_most_now};
+pub use self::view::{
+    ClockView, DigestTicket, EscalationView, EscalationsView, Standing, TicketSummary, TicketView,
+    standing,
+};
+use crate::metrics::Metrics;
+use crate::refusal::{Refusal, Result};
+use crate::runtime::{EvalContext, Runtime};
+use crate::store::records::{RuleFailure, RuleOutcome, TicketRecord};
+use crate::store::{self, Store, StoreError};
+use crate::tenants::TenantView;
+use crate::timers::{self, Scheduler};
+use crate::webhooks::{Dispatcher, EventType, emit};
+
+/// How many times an event is retried when the ticket changed under it.
+const EVENT_RETRIES: usize = 5;
+/// The board's page size when none is asked for, and the largest it may be.
+pub const BOARD_LIMIT: (usize, usize) = (100, 1000);
+
+/// Which tickets the SLA board lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardFilter {
+    /// Every ticket.
+    All,
+    /// Tickets with a breached target.
+    Breached,
+    /// Tickets at risk (not breached).
+    AtRisk,
+}
+
+/// The ticket operations, with what they need: the store, the rule runtime, the metrics, and
+/// the two background loops a ticket change wakes (deliveries and timers).
+#[derive(Debug, Clone)]
+pub struct Tickets {
+    store: Store,
+    runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    deliveries: Arc<Dispatcher>,
+    timers: Arc<Scheduler>,
+}
+
+/// The decision for `ticket` when its rule cannot give one: the tenant's own fallback when it
+/// still validates (its calendars may have changed since), else the built-in one.
+pub fn fallback(view: &TenantView, ticket: &Ticket) -> Decision {
+    match &view.record.settings.fallback {
+        Some(d) if d.validate(|id| view.calendars.contains(id)).is_ok() => d.clone(),
+        _ => builtin_fallback(ticket),
+    }
+}
+
+/// The `rule.failed` event data for a ticket whose rule failed.
+fn rule_failed(record: &TicketRecord) -> Option<Value> {
+    let error = record.rule.error.as_ref()?;
+    Some(json!({
+        "ticket": record.ticket.id,
+        "rule_version": record.rule.version,
+        "kind": error.kind,
+        "message": error.message,
+        "fallback": record.decision,
+    }))
+}
+
+/// Applies a decision's routing to the ticket.
+fn apply_routing(ticket: &mut Ticket, decision: &Decision) {
+    ticket.queue = Some(decision.queue.clone());
+    ticket.party = Some(decision.party);
+    ticket.priority = Some(decision.priority);
+    for tag in &decision.tags {
+        if !ticket.tags.contains(tag) {
+            ticket.tags.push(tag.clone());
+        }
+    }
+}
+
+impl Tickets {
+    /// The ticket operations over these parts.
+    pub fn new(
+        store: Store,
+        runtime: Arc<Runtime>,
+        metrics: Arc<Metrics>,
+        deliveries: Arc<Dispatcher>,
+        timers: Arc<Scheduler>,
+    ) -> Self {
+        Tickets {
+            store,
+            runtime,
+            metrics,
+            deliveries,
+            timers,
+        }
+    }
+
+    /// Evaluates the tenant's active rule on a blocking thread and falls back when it fails.
+    pub async fn route(&self, view: &TenantView, event: TicketEvent) -> (Decision, RuleOutcome) {
+        tracing::Span::current().record("ticket", event.ticket.id.as_str());
+        let fell_back = |version, fuel, error| {
+            self.metrics.fallback();
+            RuleOutcome {
+                version,
+                fuel,
+                fallback: true,
+                error,
+            }
+        };
+        let Some((version, module)) = view.active.clone() else {
+            return (fallback(view, &event.ticket), fell_back(None, 0, None));
+        };
+        tracing::Span::current().record("rule_version", version);
+        let ctx = EvalContext {
+            tenant: view.record.id.clone(),
+            version: version.to_string(),
+            config: view.config.clone(),
+            calendars: view.calendars.clone(),
+            limits: view.record.settings.limits,
+        };
+        let runtime = self.runtime.clone();
+        let event = Arc::new(event);
+        let task_event = event.clone();
+        let slot = runtime.slot().await;
+        let joined = tokio::task::spawn_blocking(move || {
+            let eval = runtime.evaluate(&module, &ctx, &task_event);
+            drop(slot);
+            eval
+        })
+        .await;
+        let eval = match joined {
+            Ok(eval) => eval,
+            Err(e) => {
+                tracing::error!(error = %e, "evaluation task failed");
+                let error = RuleFailure {
+                    kind: "host_error".into(),
+                    message: "the evaluation task failed".into(),
+                };
+                let outcome = fell_back(Some(version), 0, Some(error));
+                return (fallback(view, &event.ticket), outcome);
+            }
+        };
+        let failure_kind = eval.outcome.as_ref().err().map(|e| e.failure.kind());
+        self.metrics
+            .evaluation(eval.elapsed, eval.fuel_used, failure_kind);
+        match eval.outcome {
+            Ok(decision) => (
+                decision,
+                RuleOutcome {
+                    version: Some(version),
+                    fuel: eval.fuel_used,
+                    fallback: false,
+                    error: None,
+                },
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "rule failed; fallback applied");
+                let error = RuleFailure {
+                    kind: e.failure.kind().to_owned(),
+                    message: e.to_string(),
+                };
+                let outcome = fell_back(Some(version), eval.fuel_used, Some(error));
+                (fallback(view, &event.ticket), outcome)
+            }
+        }
+    }
+
+    /// Creates a ticket (idempotent on its external id): `(true, …)` when it is new, `(false,
+    /// the stored one)` when the id exists.
+    pub async fn create(
+        &self,
+        view: &TenantView,
+        mut input: TicketInput,
+    ) -> Result<(bool, TicketSummary)> {
+        let now = Timestamp::now();
+        let t = view.record.id.clone();
+        input.created_at = Some(instant_at_most_now(input.created_at, now, "created_at")?);
+        let mut ticket = input
+            .into_ticket(now)
+            .map_err(|e| Refusal::invalid("invalid_ticket", e.to_string()))?;
+        let key = store::tenant_key(&t, &ticket.id);
+        // No read-before-route: the commit below checks for the id atomically and answers a
+        // repeated post with the stored ticket; a repeat only costs one wasted evaluation,
+        // while a read here would cost every new ticket a read transaction.
+        let (decision, outcome) = self.route(view, TicketEvent::created(ticket.clone())).await;
+        apply_routing(&mut ticket, &decision);
+        let sla = SlaClocks::start(
+            &decision.sla,
+            ticket.created_at,
+            &ticket.status,
+            &view.record.settings.paused_statuses,
+        );
+        let mut record = TicketRecord {
+            ticket,
+            decision,
+            rule: outcome,
+            sla,
+            events: Vec::new(),
+            timers: Vec::new(),
+            fired: Vec::new(),
+        };
+        let planned = timers::plan(&record, &t, &view.calendars, now);
+        record.timers = planned.keys();
+        let earliest = planned.earliest;
+        // Encoded here, on the request's task: the writer thread serves every request.
+        let bytes = store::encode(&record);
+        let (fresh, record, queued) = self
+            .store
+            .write(move |txn| {
+                if let Some(existing) = store::get_in::<TicketRecord>(txn, store::TICKETS, &key)? {
+                    return Ok((false, existing, Vec::new()));
+                }
+                store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
+                timers::replace_in(txn, &[], &planned)?;
+                let queued = match rule_failed(&record) {
+                    Some(data) => emit(txn, &t, EventType::RuleFailed, data, now)?,
+                    None => Vec::new(),
+                };
+                Ok((true, record, queued))
+            })
+            .await?;
+        self.deliveries.enqueue(queued);
+        if fresh {
+            self.timers.poke(earliest);
+        }
+        Ok((fresh, TicketSummary::of(&record, view, now)))
+    }
+
+    /// The stored ticket `id`.
+    pub fn record(&self, view: &TenantView, id: &str) -> Result<TicketRecord> {
+        let txn = self.store.read()?;
+        let key = store::tenant_key(&view.record.id, id);
+        Ok(store::get(&txn, store::TICKETS, &key)?
+            .ok_or_else(|| Refusal::not_found(format!("no ticket {id:?}")))?)
+    }
+
+    /// Ticket `id` in full, at the instant of the call.
+    pub fn read(&self, view: &TenantView, id: &str) -> Result<TicketView> {
+        let record = self.record(view, id)?;
+        Ok(TicketView::of(&record, view, Timestamp::now()))
+    }
+
+    /// Applies an event posted by `by` to ticket `id`, retrying when the ticket changed
+    /// under it (a timer fired, another event landed).
+    pub async fn apply(
+        &self,
+        view: &TenantView,
+        id: &str,
+        input: EventInput,
+        by: &str,
+    ) -> Result<TicketView> {
+        let t = view.record.id.clone();
+        let key = store::tenant_key(&t, id);
+        for _ in 0..EVENT_RETRIES {
+            let current = self.record(view, id)?;
+            let seen = current.events.len();
+            let old_timers = current.timers.clone();
+            let (mut next, rerouted) = self.next_state(view, current, input.clone(), by).await?;
+            let failed = if rerouted { rule_failed(&next) } else { None };
+            let planned = timers::plan(&next, &t, &view.calendars, Timestamp::now());
+            next.timers = planned.keys();
+            let earliest = planned.earliest;
+            let bytes = store::encode(&next);
+            let (key, t) = (key.clone(), t.clone());
+            let written = self
+                .store
+                .write(move |txn| {
+                    let Some(now) = store::get_in::<TicketRecord>(txn, store::TICKETS, &key)?
+                    else {
+                        return Ok(None);
+                    };
+                    if now.events.len() != seen || now.timers != old_timers {
+                        return Ok(None);
+                    }
+                    store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
+                    timers::replace_in(txn, &old_timers, &planned)?;
+                    let queued = match failed {
+                        Some(data) => emit(txn, &t, EventType::RuleFailed, data, Timestamp::now())?,
+                        None => Vec::new(),
+                    };
+                    Ok(Some(queued))
+                })
+                .await?;
+            if let Some(queued) = written {
+                self.deliveries.enqueue(queued);
+                self.timers.poke(earliest);
+                return Ok(TicketView::of(&next, view, Timestamp::now()));
+            }
+        }
+        Err(Refusal::conflict("busy_ticket", "the ticket kept changing; retry the event").into())
+    }
+
+    /// The ticket after `input`: SLA clocks moved, and for routing changes the rule re-run
+    /// (the flag says whether it was).
+    async fn next_state(
+        &self,
+        view: &TenantView,
+        mut record: TicketRecord,
+        input: EventInput,
+        by: &str,
+    ) -> Result<(TicketRecord, bool)> {
+        let now = Timestamp::now();
+        let paused = &view.record.settings.paused_statuses;
+        let applied = events::apply(&mut record, input, paused, by, now)?;
+        let rerouted = applied.reroute.is_some();
+        if let Some(changes) = applied.reroute {
+            let event = TicketEvent {
+                kind: EventKind::Updated(changes),
+                ticket: record.ticket.clone(),
+                at: applied.at,
+            };
+            let (decision, outcome) = self.route(view, event).await;
+            record
+                .sla
+                .change_targets(&decision.sla, applied.at)
+                .map_err(|e| Refusal::conflict("out_of_order", e.to_string()))?;
+            apply_routing(&mut record.ticket, &decision);
+            record.decision = decision;
+            record.rule = outcome;
+        }
+        record.events.push(applied.record);
+        Ok((record, rerouted))
+    }
+
+    /// The SLA board: up to `limit` tickets passing `filter`, read off the async runtime.
+    pub async fn board(
+        &self,
+        view: Arc<TenantView>,
+        filter: BoardFilter,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>> {
+        let store = self.store.clone();
+        let tickets = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let now = Timestamp::now();
+            let txn = store.read()?;
+            let records: Vec<TicketRecord> = store::scan(&txn, store::TICKETS, &view.record.id)?;
+            let mut out = Vec::new();
+            for record in records {
+                let keep = match filter {
+                    BoardFilter::All => true,
+                    BoardFilter::Breached => {
+                        standing(&record, &view, now) == Some(Standing::Breached)
+                    }
+                    BoardFilter::AtRisk => standing(&record, &view, now) == Some(Standing::AtRisk),
+                };
+                if keep {
+                    out.push(TicketSummary::of(&record, &view, now));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+        Ok(tickets)
+    }
+}

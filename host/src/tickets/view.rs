@@ -1,0 +1,276 @@
+//! What a ticket looks like to its readers — the API, the SLA board, digests — computed from
+//! the stored record at the instant of reading, as typed views so that every reader shows the
+//! same fields and the OpenAPI document describes them exactly.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use switchboard_rules::{ClockState, Decision, EscalationTrigger, Metric, Party, Priority, Ticket};
+use utoipa::ToSchema;
+
+use crate::store::records::{EventRecord, RuleOutcome, TicketRecord};
+use crate::tenants::TenantView;
+use crate::timers::escalation_name;
+
+/// One SLA clock read at an instant.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ClockView {
+    /// The metric.
+    pub metric: Metric,
+    /// When the target is (or was) due; `null` while paused before breaching.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due: Option<Timestamp>,
+    /// The calendar the target counts on.
+    pub calendar: String,
+    /// The state at the instant read.
+    pub state: ClockState,
+    /// The target in business minutes.
+    pub minutes: u32,
+    /// Business seconds elapsed.
+    pub elapsed_secs: i64,
+    /// Business seconds left (negative once over).
+    pub remaining_secs: i64,
+    /// Elapsed over target, times 100 (over 100 once breached).
+    pub percent_elapsed: f64,
+    /// When the clock breached, if it has.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub breached_at: Option<Timestamp>,
+    /// The clock's run (a reopened ticket starts a new resolution run).
+    pub run: u32,
+}
+
+/// A ticket's clocks at `now`, or why they cannot be read (a calendar they name is gone).
+pub fn clocks(
+    record: &TicketRecord,
+    view: &TenantView,
+    now: Timestamp,
+) -> Result<Vec<ClockView>, String> {
+    let readings = record
+        .sla
+        .readings(now, &view.calendars)
+        .map_err(|e| e.to_string())?;
+    Ok(readings
+        .into_iter()
+        .map(|r| ClockView {
+            metric: r.metric,
+            due: r.due,
+            calendar: r.calendar,
+            state: r.state,
+            minutes: r.minutes,
+            elapsed_secs: r.elapsed_secs,
+            remaining_secs: r.remaining_secs,
+            percent_elapsed: r.percent_elapsed,
+            breached_at: r.breached_at,
+            run: r.run,
+        })
+        .collect())
+}
+
+/// A ticket as creation and the board answer it: id, decision, clocks, rule outcome.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketSummary {
+    /// The external id.
+    pub id: String,
+    /// Where it was routed.
+    pub decision: Decision,
+    /// Its SLA clocks.
+    pub sla: Vec<ClockView>,
+    /// Why the clocks cannot be read, when they cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_error: Option<String>,
+    /// What the rule did.
+    pub rule: RuleOutcome,
+}
+
+impl TicketSummary {
+    /// The summary of `record` at `now`.
+    pub fn of(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Self {
+        let (sla, sla_error) = split(clocks(record, view, now));
+        TicketSummary {
+            id: record.ticket.id.clone(),
+            decision: record.decision.clone(),
+            sla,
+            sla_error,
+            rule: record.rule.clone(),
+        }
+    }
+}
+
+fn split<T>(r: Result<Vec<T>, String>) -> (Vec<T>, Option<String>) {
+    match r {
+        Ok(v) => (v, None),
+        Err(e) => (Vec::new(), Some(e)),
+    }
+}
+
+/// One step of the escalation plan for one run of its clock.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EscalationView {
+    /// The clock.
+    pub metric: Metric,
+    /// The step's label.
+    pub label: String,
+    /// Passed through to receivers (`msp-soc-oncall`).
+    pub notify: String,
+    /// When it fires, relative to the target.
+    pub trigger: EscalationTrigger,
+    /// The clock run.
+    pub run: u32,
+    /// When it fires (or fired).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub at: Option<Timestamp>,
+    /// When it was fired, if it was.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub fired_at: Option<Timestamp>,
+}
+
+/// The escalation plan split into what fired and what is still to come.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct EscalationsView {
+    /// Steps already fired.
+    pub fired: Vec<EscalationView>,
+    /// Steps with an instant still to come (or due and about to fire).
+    pub pending: Vec<EscalationView>,
+    /// Why the plan cannot be read, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A ticket in full: fields, decision, rule outcome, clocks, escalations, events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketView {
+    /// The ticket's fields.
+    pub ticket: Ticket,
+    /// Where it was routed.
+    pub decision: Decision,
+    /// What the rule did.
+    pub rule: RuleOutcome,
+    /// Its SLA clocks.
+    pub sla: Vec<ClockView>,
+    /// Why the clocks cannot be read, when they cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_error: Option<String>,
+    /// The escalation plan, fired and pending.
+    pub escalations: EscalationsView,
+    /// Events applied, oldest first.
+    pub events: Vec<EventRecord>,
+}
+
+impl TicketView {
+    /// The full view of `record` at `now`.
+    pub fn of(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Self {
+        let (sla, sla_error) = split(clocks(record, view, now));
+        TicketView {
+            ticket: record.ticket.clone(),
+            decision: record.decision.clone(),
+            rule: record.rule.clone(),
+            sla,
+            sla_error,
+            escalations: escalations(record, view),
+            events: record.events.clone(),
+        }
+    }
+}
+
+fn escalations(record: &TicketRecord, view: &TenantView) -> EscalationsView {
+    let instants = match record
+        .sla
+        .escalations(&record.decision.escalations, &view.calendars)
+    {
+        Ok(instants) => instants,
+        Err(e) => {
+            return EscalationsView {
+                error: Some(e.to_string()),
+                ..EscalationsView::default()
+            };
+        }
+    };
+    let mut out = EscalationsView::default();
+    for i in instants {
+        let step = &record.decision.escalations[i.index];
+        let name = escalation_name(step, i.run);
+        let fired_at = record.fired.iter().find(|f| f.name == name).map(|f| f.at);
+        let item = EscalationView {
+            metric: step.metric,
+            label: step.label.clone(),
+            notify: step.notify.clone(),
+            trigger: step.trigger,
+            run: i.run,
+            at: i.at,
+            fired_at,
+        };
+        if fired_at.is_some() {
+            out.fired.push(item);
+        } else if i.at.is_some() {
+            out.pending.push(item);
+        }
+    }
+    out
+}
+
+/// Where a ticket stands against its SLA targets, as the board and digests read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// A target is breached.
+    Breached,
+    /// Not breached, but a running clock has used the tenant's `at_risk_percent`.
+    AtRisk,
+    /// Neither.
+    OnTrack,
+}
+
+/// The ticket's [`Standing`] at `now`; `None` when its clocks cannot be read (a calendar
+/// it names is gone).
+pub fn standing(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Option<Standing> {
+    let readings = record.sla.readings(now, &view.calendars).ok()?;
+    let threshold = f64::from(view.record.settings.at_risk_percent);
+    Some(
+        if readings.iter().any(|r| r.state == ClockState::Breached) {
+            Standing::Breached
+        } else if readings
+            .iter()
+            .any(|r| r.state == ClockState::Running && r.percent_elapsed >= threshold)
+        {
+            Standing::AtRisk
+        } else {
+            Standing::OnTrack
+        },
+    )
+}
+
+/// A ticket as a digest lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DigestTicket {
+    /// The external id.
+    pub id: String,
+    /// Its subject.
+    pub subject: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its tier.
+    pub tier: u8,
+    /// Its priority.
+    pub priority: Priority,
+    /// Its status.
+    pub status: String,
+    /// The party holding it.
+    pub party: Party,
+    /// Its clocks.
+    pub sla: Vec<ClockView>,
+}
+
+impl DigestTicket {
+    /// The digest line of `record` at `now`.
+    pub fn of(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Self {
+        DigestTicket {
+            id: record.ticket.id.clone(),
+            subject: record.ticket.subject.clone(),
+            queue: record.decision.queue.clone(),
+            tier: record.decision.tier,
+            priority: record.decision.priority,
+            status: record.ticket.status.clone(),
+            party: record.decision.party,
+            sla: clocks(record, view, now).unwrap_or_default(),
+        }
+    }
+}
