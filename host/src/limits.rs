@@ -34,18 +34,25 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Instruction budget per evaluation, in wasmtime fuel units (about one per instruction).
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub fuel: u64,
     /// Largest linear memory, in bytes (at most [`MAX_MEMORY_BYTES`]).
+    #[schema(minimum = 1, maximum = 67108864)]
     pub memory_bytes: u64,
     /// Largest module accepted at upload, in bytes (at most [`MAX_MODULE_BYTES`]).
+    #[schema(minimum = 1, maximum = 16777216)]
     pub module_bytes: usize,
     /// Wall-clock deadline per evaluation, in milliseconds (at most [`MAX_WALL_CLOCK`]).
+    #[schema(minimum = 1, maximum = 5000)]
     pub wall_clock_ms: u64,
     /// Largest ticket event handed to a rule: the bytes of all its text fields.
+    #[schema(minimum = 1, maximum = 16777216)]
     pub input_bytes: usize,
     /// Largest decision or rule error a rule may return: the bytes of all its text fields.
+    #[schema(minimum = 1, maximum = 16777216)]
     pub output_bytes: usize,
     /// Largest rule log per evaluation, in bytes; writing past it fails the evaluation.
+    #[schema(minimum = 1, maximum = 16777216)]
     pub log_bytes: usize,
 }
 

@@ -316,9 +316,9 @@ pub(crate) struct Revoked {
     revoked: bool,
 }
 
-/// `DELETE …/keys/{key}`: revokes the key's role on this tenant.
+/// `DELETE …/keys/{key_id}`: revokes the key's role on this tenant.
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant}/keys/{key}", tag = "keys",
+    delete, path = "/v1/tenants/{tenant}/keys/{key_id}", tag = "keys",
     summary = "Revoke a key's role on the tenant.",
     extensions(("x-min-role" = json!("admin"))),
     params(KeyPath),
@@ -330,7 +330,7 @@ pub(crate) async fn revoke_key(
     ApiPath(path): ApiPath<KeyPath>,
 ) -> Result<Response, ApiError> {
     let who = access.who();
-    let key_id = path.key.clone();
+    let key_id = path.key_id.clone();
     let key = service
         .tenants
         .write_with_tenant(access.id(), move |txn, tenant| {
@@ -350,7 +350,7 @@ pub(crate) async fn revoke_key(
         .await?;
     service.tenants.put_key(key);
     Ok(ok(Revoked {
-        id: path.key,
+        id: path.key_id,
         revoked: true,
     }))
 }

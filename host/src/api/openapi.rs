@@ -68,6 +68,7 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
         "bearer".to_owned(),
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    unique_operation_ids(&mut document);
     for item in document.paths.paths.values_mut() {
         for op in [
             &mut item.get,
@@ -83,6 +84,41 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
         }
     }
     document
+}
+
+/// Operation ids default to the handler's name, which repeats across modules (`list`,
+/// `put`): a repeated one is qualified with the operation's tag (`schedules_list`).
+fn unique_operation_ids(document: &mut OpenApi) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in document.paths.paths.values() {
+        for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for item in document.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tag = op.tags.iter().flatten().next().cloned();
+            if let (Some(id), Some(tag)) = (&mut op.operation_id, tag) {
+                if seen.get(id.as_str()).copied().unwrap_or(0) > 1 {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
+    }
 }
 
 fn complete(op: &mut Operation) {

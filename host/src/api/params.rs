@@ -9,7 +9,6 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Path)]
 pub struct TenantPath {
     /// The tenant's id.
-    #[param(max_length = 64)]
     pub tenant: String,
 }
 
@@ -18,21 +17,19 @@ pub struct TenantPath {
 #[into_params(parameter_in = Path)]
 pub struct IdPath {
     /// The tenant's id.
-    #[param(max_length = 64)]
     pub tenant: String,
     /// The resource's id.
     pub id: String,
 }
 
-/// `/v1/tenants/{tenant}/keys/{key}`.
+/// `/v1/tenants/{tenant}/keys/{key_id}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct KeyPath {
     /// The tenant's id.
-    #[param(max_length = 64)]
     pub tenant: String,
-    /// The key's id (the part between `sb_` and the dot).
-    pub key: String,
+    /// The key's id (`id` when it was made: the part between `sb_` and the dot).
+    pub key_id: String,
 }
 
 /// `/v1/tenants/{tenant}/rules/{version}`.
@@ -40,7 +37,6 @@ pub struct KeyPath {
 #[into_params(parameter_in = Path)]
 pub struct VersionPath {
     /// The tenant's id.
-    #[param(max_length = 64)]
     pub tenant: String,
     /// The rule version.
     #[param(minimum = 1)]
@@ -52,7 +48,6 @@ pub struct VersionPath {
 #[into_params(parameter_in = Path)]
 pub struct DeliveryPath {
     /// The tenant's id.
-    #[param(max_length = 64)]
     pub tenant: String,
     /// The endpoint's id.
     pub id: String,

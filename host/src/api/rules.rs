@@ -52,7 +52,7 @@ pub(crate) struct Uploaded {
     summary = "Upload a rule component (`application/wasm`); answers `{version, sha256, status}`.",
     extensions(("x-min-role" = json!("operator"))),
     params(TenantPath),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component."),
+    request_body(content = inline(String), content_type = "application/wasm", description = "The component's bytes."),
     responses(
         (status = 201, description = "Stored as a new version.", body = Uploaded),
         (status = 413, description = "Larger than the tenant's module size limit.", body = ErrorBody),

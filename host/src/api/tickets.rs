@@ -92,6 +92,7 @@ pub(crate) enum SlaFilter {
 #[into_params(parameter_in = Query)]
 pub(crate) struct BoardQuery {
     /// Only tickets at risk, or only breached ones (default: all).
+    #[param(inline)]
     sla: Option<SlaFilter>,
     /// Most tickets listed (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]

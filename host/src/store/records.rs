@@ -71,6 +71,7 @@ pub struct Settings {
     /// versions may be activated.
     pub four_eyes: bool,
     /// A running clock is "at risk" from this percentage of its target on (1–100).
+    #[schema(minimum = 1, maximum = 100)]
     pub at_risk_percent: u8,
 }
 
