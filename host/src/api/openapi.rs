@@ -112,10 +112,10 @@ fn unique_operation_ids(document: &mut OpenApi) {
         .flatten()
         {
             let tag = op.tags.iter().flatten().next().cloned();
-            if let (Some(id), Some(tag)) = (&mut op.operation_id, tag) {
-                if seen.get(id.as_str()).copied().unwrap_or(0) > 1 {
-                    *id = format!("{tag}_{id}");
-                }
+            if let (Some(id), Some(tag)) = (&mut op.operation_id, tag)
+                && seen.get(id.as_str()).copied().unwrap_or(0) > 1
+            {
+                *id = format!("{tag}_{id}");
             }
         }
     }
