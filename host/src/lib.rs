@@ -31,6 +31,9 @@ pub mod api;
 pub mod cli;
 pub mod serve;
 
+#[cfg(test)]
+mod test_support;
+
 pub use limits::Limits;
 pub use runtime::{
     EvalContext, EvalError, EvalFailure, Evaluation, LoadError, RuleModule, Runtime, RuntimeConfig,

@@ -297,3 +297,88 @@ fn party_name(party: Party) -> &'static str {
         Party::Vendor => "vendor",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{Fixture, input};
+
+    #[tokio::test]
+    async fn a_due_digest_fires_once_with_the_board_per_party_and_moves_on() {
+        let f = Fixture::new().await;
+        let view = f.acme();
+        let two_hours_ago = Timestamp::now() - SignedDuration::from_hours(2);
+        let late = json!({"id": "LATE", "impact": 1, "urgency": 1, "created_at": two_hours_ago});
+        f.tickets.create(&view, input(late)).await.unwrap();
+        let due = Timestamp::now() - SignedDuration::from_mins(1);
+        let schedule = ScheduleRecord {
+            id: "digest".into(),
+            cron: "0 8 * * 1-5".into(),
+            timezone: "America/New_York".into(),
+            event: "sla.digest".into(),
+            enabled: true,
+            next: Some(due),
+            last_scheduled_for: None,
+            last_fired_at: None,
+            created_at: due,
+            updated_at: due,
+        };
+        let key = store::tenant_key("acme", "digest");
+        f.store
+            .write(move |txn| store::put_in(txn, store::SCHEDULES, &key, &schedule))
+            .await
+            .unwrap();
+
+        let now = Timestamp::now();
+        let next = fire_due(&f.store, &f.tenants, &f.deliveries, now)
+            .await
+            .unwrap();
+        assert!(next.is_some_and(|n| n > now), "{next:?}");
+        let fired: Vec<_> = f
+            .outbox()
+            .into_iter()
+            .filter(|d| d.event == "schedule.fired")
+            .collect();
+        assert_eq!(fired.len(), 1);
+        let body: serde_json::Value = serde_json::from_str(&fired[0].body).unwrap();
+        let data = &body["data"];
+        assert_eq!(data["event"], "sla.digest");
+        assert_eq!(data["scheduled_for"], json!(due));
+        assert_eq!(data["digest"]["parties"]["msp"]["breached"], 1);
+        assert_eq!(
+            data["digest"]["parties"]["msp"]["breached_tickets"][0]["id"],
+            "LATE"
+        );
+        assert_eq!(data["digest"]["parties"]["internal"]["breached"], 0);
+
+        let txn = f.store.read().unwrap();
+        let key = store::tenant_key("acme", "digest");
+        let stored: ScheduleRecord = store::get(&txn, store::SCHEDULES, &key).unwrap().unwrap();
+        assert_eq!(stored.last_scheduled_for, Some(due));
+        assert_eq!(stored.next, next);
+        drop(txn);
+        // Not due any more: a second pass sends nothing.
+        fire_due(&f.store, &f.tenants, &f.deliveries, Timestamp::now())
+            .await
+            .unwrap();
+        let count = f
+            .outbox()
+            .iter()
+            .filter(|d| d.event == "schedule.fired")
+            .count();
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn schedule_events_parse_and_name_the_known_ones() {
+        assert_eq!(
+            ScheduleEvent::parse("heartbeat"),
+            Ok(ScheduleEvent::Heartbeat)
+        );
+        let e = ScheduleEvent::parse("sla.breached").unwrap_err();
+        assert!(e.contains("sla.digest, heartbeat"), "{e}");
+    }
+}

@@ -370,3 +370,99 @@ impl Tickets {
         Ok(tickets)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use serde_json::json;
+    use switchboard_rules::{ClockState, Metric};
+
+    use super::*;
+    use crate::refusal::{Error, RefusalKind};
+    use crate::test_support::{Fixture, input};
+
+    fn refused_kind(e: Error) -> RefusalKind {
+        match e {
+            Error::Refused(r) => r.kind,
+            Error::Store(e) => panic!("store error: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn creation_falls_back_stores_once_and_events_move_the_clocks() {
+        let f = Fixture::new().await;
+        let view = f.acme();
+        let t1 = input(json!({"id": "T-1", "impact": 1, "urgency": 1}));
+        let (fresh, summary) = f.tickets.create(&view, t1).await.unwrap();
+        assert!(fresh);
+        assert_eq!(
+            (summary.decision.queue.as_str(), summary.decision.tier),
+            ("triage", 1)
+        );
+        assert!(summary.rule.fallback && summary.rule.version.is_none());
+        assert_eq!(summary.sla.len(), 2);
+        assert!(summary.sla.iter().all(|c| c.state == ClockState::Running));
+
+        // The same id again: the stored ticket, not a second one routed anew.
+        let again = input(json!({"id": "T-1", "impact": 3, "urgency": 3}));
+        let (fresh, stored) = f.tickets.create(&view, again).await.unwrap();
+        assert!(!fresh);
+        assert_eq!(stored.decision.priority, summary.decision.priority);
+
+        let responded = EventInput::Responded { at: None };
+        let after = f
+            .tickets
+            .apply(&view, "T-1", responded, "key-1")
+            .await
+            .unwrap();
+        let first = after.sla.iter().find(|c| c.metric == Metric::FirstResponse);
+        assert_eq!(first.unwrap().state, ClockState::Met);
+        assert_eq!(
+            (after.events.len(), after.events[0].by.as_str()),
+            (1, "key-1")
+        );
+
+        // Refusals: no such ticket, an instant far in the future (nothing is written).
+        let resolved = EventInput::Resolved { at: None };
+        let e = f
+            .tickets
+            .apply(&view, "nope", resolved, "k")
+            .await
+            .unwrap_err();
+        assert_eq!(refused_kind(e), RefusalKind::NotFound);
+        let later = Timestamp::now() + SignedDuration::from_hours(1);
+        let future = EventInput::Resolved { at: Some(later) };
+        let e = f
+            .tickets
+            .apply(&view, "T-1", future, "k")
+            .await
+            .unwrap_err();
+        assert_eq!(refused_kind(e), RefusalKind::Invalid);
+        assert_eq!(f.tickets.record(&view, "T-1").unwrap().events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_board_filters_by_standing() {
+        let f = Fixture::new().await;
+        let view = f.acme();
+        let two_hours_ago = Timestamp::now() - SignedDuration::from_hours(2);
+        let late = json!({"id": "LATE", "impact": 1, "urgency": 1, "created_at": two_hours_ago});
+        f.tickets.create(&view, input(late)).await.unwrap();
+        let fresh = json!({"id": "FRESH", "impact": 3, "urgency": 3});
+        f.tickets.create(&view, input(fresh)).await.unwrap();
+        let ids = |tickets: Vec<TicketSummary>| -> Vec<String> {
+            tickets.into_iter().map(|t| t.id).collect()
+        };
+        let all = f.tickets.board(view.clone(), BoardFilter::All, 10).await;
+        assert_eq!(ids(all.unwrap()), ["FRESH", "LATE"]);
+        let breached = f
+            .tickets
+            .board(view.clone(), BoardFilter::Breached, 10)
+            .await;
+        assert_eq!(ids(breached.unwrap()), ["LATE"]);
+        let at_risk = f.tickets.board(view.clone(), BoardFilter::AtRisk, 10).await;
+        assert!(at_risk.unwrap().is_empty());
+        let one = f.tickets.board(view, BoardFilter::All, 1).await;
+        assert_eq!(one.unwrap().len(), 1);
+    }
+}

@@ -454,3 +454,74 @@ fn threshold(trigger: EscalationTrigger) -> serde_json::Value {
         EscalationTrigger::MinutesAfterDue(m) => json!({"minutes_after_due": m}),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{Fixture, input};
+
+    #[tokio::test]
+    async fn overdue_targets_fire_once_with_their_event_and_the_next_instant_is_planned() {
+        let f = Fixture::new().await;
+        let view = f.acme();
+        let created = Timestamp::now() - SignedDuration::from_hours(1);
+        // Built-in fallback at p1: first response 15 min (an hour overdue), resolution 4 h.
+        let late = json!({"id": "OLD-1", "impact": 1, "urgency": 1, "created_at": created});
+        f.tickets.create(&view, input(late)).await.unwrap();
+
+        let now = Timestamp::now();
+        let next = fire_due(&f.store, &f.tenants, &f.deliveries, now)
+            .await
+            .unwrap();
+        let resolution_due = created + SignedDuration::from_mins(240);
+        assert_eq!(
+            next.map(|t| t.as_second()),
+            Some(resolution_due.as_second())
+        );
+        let record = f.tickets.record(&view, "OLD-1").unwrap();
+        let fired: Vec<&str> = record.fired.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(fired, ["breach/first_response/1"]);
+        assert_eq!(
+            record.timers.len(),
+            1,
+            "the resolution breach is the next row"
+        );
+        let outbox = f.outbox();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].event, "sla.breached");
+        let body: serde_json::Value = serde_json::from_str(&outbox[0].body).unwrap();
+        assert_eq!(body["data"]["ticket"], "OLD-1");
+        assert_eq!(body["data"]["metric"], "first_response");
+
+        // Another pass fires nothing again.
+        fire_due(&f.store, &f.tenants, &f.deliveries, Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(f.outbox().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_met_target_cancels_its_timer() {
+        let f = Fixture::new().await;
+        let view = f.acme();
+        let t = json!({"id": "T-2", "impact": 1, "urgency": 1});
+        f.tickets.create(&view, input(t)).await.unwrap();
+        let before = f.tickets.record(&view, "T-2").unwrap().timers;
+        assert!(
+            before[0].ends_with("/breach/first_response/1"),
+            "{before:?}"
+        );
+        let responded = crate::tickets::EventInput::Responded { at: None };
+        f.tickets.apply(&view, "T-2", responded, "k").await.unwrap();
+        let after = f.tickets.record(&view, "T-2").unwrap().timers;
+        assert!(after[0].ends_with("/breach/resolution/1"), "{after:?}");
+        // The old row is gone from the table, the new one is there.
+        let txn = f.store.read().unwrap();
+        let table = txn.open_table(store::TIMERS).unwrap();
+        assert!(table.get(before[0].as_str()).unwrap().is_none());
+        assert!(table.get(after[0].as_str()).unwrap().is_some());
+    }
+}

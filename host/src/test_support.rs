@@ -1,0 +1,108 @@
+//! A domain layer on a temporary store, for the unit tests of `tickets`, `timers` and
+//! `schedules`: the real store, tenant views and outbox, no HTTP and no background loops (the
+//! tests run the passes they need themselves).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::metrics::Metrics;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::records::{DeliveryRecord, Settings, TenantRecord, WebhookRecord};
+use crate::store::{self, Store};
+use crate::tenants::{TenantView, Tenants};
+use crate::tickets::Tickets;
+use crate::timers::Scheduler;
+use crate::webhooks::{DeliveryConfig, Dispatcher};
+
+/// The domain's parts on a store in a temporary directory.
+pub(crate) struct Fixture {
+    _dir: tempfile::TempDir,
+    pub store: Store,
+    pub tenants: Arc<Tenants>,
+    pub deliveries: Arc<Dispatcher>,
+    pub timers: Arc<Scheduler>,
+    pub tickets: Tickets,
+}
+
+impl Fixture {
+    /// An empty store with the tenant `acme` (no rule: the built-in fallback routes) and one
+    /// endpoint subscribed to every event type.
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("test.redb")).expect("open store");
+        let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
+        let deliveries = Arc::new(Dispatcher::new(DeliveryConfig::default()));
+        let timers = Arc::new(Scheduler::default());
+        let now = Timestamp::now();
+        let tenant = TenantRecord {
+            id: "acme".into(),
+            name: "Acme".into(),
+            created_at: now,
+            settings: Settings::default(),
+            config: BTreeMap::new(),
+            calendars: BTreeMap::new(),
+            active: None,
+            history: Vec::new(),
+            last_version: 0,
+            last_audit: 0,
+            revision: 1,
+            four_eyes_off_requested_by: None,
+        };
+        let hook = WebhookRecord {
+            id: "ops".into(),
+            url: "https://hooks.example.com/".into(),
+            events: crate::webhooks::EventType::ALL
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            secrets: Vec::new(),
+            created_at: now,
+        };
+        store
+            .write(move |txn| {
+                store::put_in(txn, store::TENANTS, "acme", &tenant)?;
+                store::put_in(
+                    txn,
+                    store::WEBHOOKS,
+                    &store::tenant_key("acme", "ops"),
+                    &hook,
+                )
+            })
+            .await
+            .expect("write the tenant");
+        let tenants = Arc::new(Tenants::load(store.clone(), runtime.clone(), "t").expect("load"));
+        let tickets = Tickets::new(
+            store.clone(),
+            runtime,
+            Arc::new(Metrics::default()),
+            deliveries.clone(),
+            timers.clone(),
+        );
+        Fixture {
+            _dir: dir,
+            store,
+            tenants,
+            deliveries,
+            timers,
+            tickets,
+        }
+    }
+
+    /// The view of `acme`.
+    pub fn acme(&self) -> Arc<TenantView> {
+        self.tenants.get("acme").expect("acme")
+    }
+
+    /// Every delivery in the outbox, oldest first.
+    pub fn outbox(&self) -> Vec<DeliveryRecord> {
+        let txn = self.store.read().expect("read");
+        store::scan(&txn, store::DELIVERIES, "acme").expect("scan")
+    }
+}
+
+/// A ticket as the API takes it.
+pub(crate) fn input(json: serde_json::Value) -> switchboard_rules::TicketInput {
+    serde_json::from_value(json).expect("ticket json")
+}
