@@ -19,17 +19,16 @@ use crate::webhooks::{DeliveryConfig, Dispatcher};
 /// The domain's parts on a store in a temporary directory.
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    pub store: Store,
-    pub tenants: Arc<Tenants>,
-    pub deliveries: Arc<Dispatcher>,
-    pub timers: Arc<Scheduler>,
-    pub tickets: Tickets,
+    pub(crate) store: Store,
+    pub(crate) tenants: Arc<Tenants>,
+    pub(crate) deliveries: Arc<Dispatcher>,
+    pub(crate) tickets: Tickets,
 }
 
 impl Fixture {
     /// An empty store with the tenant `acme` (no rule: the built-in fallback routes) and one
     /// endpoint subscribed to every event type.
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("test.redb")).expect("open store");
         let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
@@ -78,25 +77,24 @@ impl Fixture {
             runtime,
             Arc::new(Metrics::default()),
             deliveries.clone(),
-            timers.clone(),
+            timers,
         );
         Fixture {
             _dir: dir,
             store,
             tenants,
             deliveries,
-            timers,
             tickets,
         }
     }
 
     /// The view of `acme`.
-    pub fn acme(&self) -> Arc<TenantView> {
+    pub(crate) fn acme(&self) -> Arc<TenantView> {
         self.tenants.get("acme").expect("acme")
     }
 
     /// Every delivery in the outbox, oldest first.
-    pub fn outbox(&self) -> Vec<DeliveryRecord> {
+    pub(crate) fn outbox(&self) -> Vec<DeliveryRecord> {
         let txn = self.store.read().expect("read");
         store::scan(&txn, store::DELIVERIES, "acme").expect("scan")
     }
