@@ -14,6 +14,7 @@ mod ops;
 pub mod params;
 mod rules;
 mod schedules;
+mod settings;
 mod tickets;
 mod webhooks;
 
@@ -46,11 +47,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_tenant))
         .routes(routes!(admin::create_key, admin::list_keys))
         .routes(routes!(admin::revoke_key))
-        .routes(routes!(admin::put_settings, admin::get_settings))
-        .routes(routes!(admin::put_config, admin::get_config))
-        .routes(routes!(admin::list_calendars))
-        .routes(routes!(admin::put_calendar, admin::get_calendar))
-        .routes(routes!(admin::deadline))
+        .routes(routes!(settings::put_settings, settings::get_settings))
+        .routes(routes!(settings::put_config, settings::get_config))
+        .routes(routes!(settings::list_calendars))
+        .routes(routes!(settings::put_calendar, settings::get_calendar))
+        .routes(routes!(settings::deadline))
         .routes(routes!(admin::audit_log))
         .routes(routes!(rules::upload, rules::list))
         .routes(routes!(rules::rollback))

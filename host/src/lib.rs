@@ -7,7 +7,8 @@
 //!
 //! 1. infrastructure — [`store`], [`runtime`], [`limits`], [`metrics`], [`webhooks`],
 //!    [`cron`], [`background`];
-//! 2. domain — [`refusal`], [`tenants`], [`tickets`], [`timers`], [`schedules`];
+//! 2. domain — [`refusal`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
+//!    [`tickets`], [`schedules`];
 //! 3. wiring — [`service`];
 //! 4. edges — [`api`], [`cli`], [`serve`].
 
@@ -19,6 +20,8 @@ pub mod runtime;
 pub mod store;
 pub mod webhooks;
 
+pub mod endpoints;
+pub mod lifecycle;
 pub mod refusal;
 pub mod schedules;
 pub mod tenants;

@@ -17,6 +17,8 @@ pub enum RefusalKind {
     Conflict,
     /// The caller's role is too small, or a rule such as four-eyes forbids it (403).
     Forbidden,
+    /// Larger than the tenant's limit (413).
+    TooLarge,
 }
 
 /// A refusal: its kind, a stable machine-readable code and a message for people.
@@ -76,6 +78,9 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Something else of the host failed (a task, the artifact cache): answered as internal.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<Refusal> for Error {

@@ -10,6 +10,8 @@
 //! with the instant it was meant for); missed instants are not replayed one by one, since a
 //! stack of stale digests helps nobody.
 
+pub mod manage;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::endpoints::Endpoints;
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::runtime::{LoadError, Runtime, RuntimeConfig};
 use crate::schedules::Runner;
@@ -25,6 +27,10 @@ pub struct Service {
     pub tenants: Arc<Tenants>,
     /// Ticket operations.
     pub tickets: Tickets,
+    /// The rule lifecycle.
+    pub lifecycle: Lifecycle,
+    /// Webhook endpoints.
+    pub endpoints: Endpoints,
     /// Webhook delivery.
     pub deliveries: Arc<Dispatcher>,
     /// SLA timers.
@@ -89,11 +95,15 @@ impl Service {
             deliveries.clone(),
             timers.clone(),
         );
+        let lifecycle = Lifecycle::new(store.clone(), tenants.clone(), runtime.clone());
+        let endpoints = Endpoints::new(store.clone(), tenants.clone(), deliveries.clone());
         Ok(Service {
             store,
             runtime,
             tenants,
             tickets,
+            lifecycle,
+            endpoints,
             deliveries,
             timers,
             schedules: Arc::default(),

@@ -4,6 +4,8 @@
 //! [`Tenants::write_with_tenant`], the one way an administrative change is made: in one
 //! transaction with its audit entry, or, when the operation refuses, not at all.
 
+pub mod changes;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 

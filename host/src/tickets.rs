@@ -384,7 +384,7 @@ mod tests {
     fn refused_kind(e: Error) -> RefusalKind {
         match e {
             Error::Refused(r) => r.kind,
-            Error::Store(e) => panic!("store error: {e}"),
+            other => panic!("not a refusal: {other}"),
         }
     }
 

@@ -19,6 +19,8 @@ const ORDER: &[&str] = &[
     // Domain.
     "refusal",
     "tenants",
+    "lifecycle",
+    "endpoints",
     "timers",
     "tickets",
     "schedules",

@@ -135,6 +135,7 @@ impl From<Refusal> for ApiError {
             RefusalKind::NotFound => StatusCode::NOT_FOUND,
             RefusalKind::Conflict => StatusCode::CONFLICT,
             RefusalKind::Forbidden => StatusCode::FORBIDDEN,
+            RefusalKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         };
         ApiError::new(status, r.code, r.message)
     }
@@ -145,6 +146,7 @@ impl From<refusal::Error> for ApiError {
         match e {
             refusal::Error::Refused(r) => r.into(),
             refusal::Error::Store(e) => e.into(),
+            refusal::Error::Internal(e) => ApiError::internal(&e),
         }
     }
 }

@@ -1,8 +1,5 @@
-//! The rule lifecycle: upload (validated like `rules check`), dry-run test, approval,
-//! activation and rollback. Four-eyes mode keeps internal IT's authority: the key that
-//! uploaded a version cannot approve it, and only an approved version can go live.
-
-use std::sync::Arc;
+//! Rule lifecycle routes: thin over [`crate::lifecycle`], which validates, stores, approves,
+//! activates and rolls back (with four-eyes) and runs the dry run.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,18 +15,8 @@ use utoipa::ToSchema;
 use super::extract::{ApiJson, ApiPath, Authorized, body_bytes, created, from_value_at, ok};
 use super::params::{TenantPath, VersionPath};
 use super::{ApiError, AppState, ErrorBody};
-use crate::refusal::Refusal;
-use crate::runtime::EvalContext;
-use crate::store::records::{RuleRecord, RuleStatus, TenantRecord};
-use crate::store::{self, StoreError};
-use crate::tenants::audit;
-
-/// Most tickets in one dry run.
-const MAX_TEST_TICKETS: usize = 100;
-
-fn rule_key(t: &str, version: u32) -> String {
-    store::seq_key(t, version.into())
-}
+use crate::lifecycle::MAX_TEST_TICKETS;
+use crate::store::records::{RuleRecord, RuleStatus};
 
 /// A version just uploaded.
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,59 +63,10 @@ pub(crate) async fn upload(
         ));
     }
     let body = body_bytes(body)?;
-    let limits = access.tenant.record.settings.limits;
-    let runtime = service.runtime.clone();
-    let module = tokio::task::spawn_blocking({
-        let body = body.clone();
-        move || runtime.load(&body, &limits)
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-    .map_err(|e| match e {
-        crate::runtime::LoadError::TooLarge { .. } => {
-            ApiError::too_large("module_too_large", e.to_string())
-        }
-        crate::runtime::LoadError::Cache(_) => ApiError::internal(&e),
-        other => ApiError::invalid(other.code(), other.to_string()),
-    })?;
-    let who = access.who();
-    let (sha256, contract, size) = (
-        module.sha256().to_owned(),
-        module.contract_version().to_owned(),
-        module.size(),
-    );
     let record = service
-        .tenants
-        .write_with_tenant(access.id(), move |txn, tenant| {
-            tenant.last_version += 1;
-            let record = RuleRecord {
-                version: tenant.last_version,
-                sha256: sha256.clone(),
-                size,
-                contract,
-                status: RuleStatus::Uploaded,
-                uploaded_by: who.clone(),
-                uploaded_at: Timestamp::now(),
-                approved_by: None,
-                approved_at: None,
-                activated_at: None,
-            };
-            {
-                let mut modules = txn.open_table(store::MODULES)?;
-                modules.insert(sha256.as_str(), body.as_ref())?;
-            }
-            store::put_in(
-                txn,
-                store::RULES,
-                &rule_key(&tenant.id, record.version),
-                &record,
-            )?;
-            let target = format!("rules/{}", record.version);
-            audit(txn, tenant, &who, "rule.upload", &target, Some(sha256))?;
-            Ok(Ok(record))
-        })
+        .lifecycle
+        .upload(&access.tenant, &access.who(), body)
         .await?;
-    service.tenants.remember_module(module);
     Ok(created(Uploaded {
         version: record.version,
         sha256: record.sha256,
@@ -159,24 +97,11 @@ pub(crate) async fn list(
     State(service): State<AppState>,
     access: Authorized,
 ) -> Result<Response, ApiError> {
-    let txn = service.store.read()?;
-    let rules: Vec<RuleRecord> = store::scan(&txn, store::RULES, access.id())?;
+    let rules = service.lifecycle.list(&access.tenant)?;
     Ok(ok(RuleList {
         active: access.tenant.record.active,
         rules,
     }))
-}
-
-fn load_rule(
-    txn: &redb::WriteTransaction,
-    t: &str,
-    version: u32,
-) -> Result<Option<RuleRecord>, StoreError> {
-    store::get_in(txn, store::RULES, &rule_key(t, version))
-}
-
-fn no_version(version: u32) -> Refusal {
-    Refusal::not_found(format!("no rule version {version}"))
 }
 
 /// `POST …/rules/{version}/approve` (not the uploader when four-eyes is on).
@@ -192,73 +117,12 @@ pub(crate) async fn approve(
     access: Authorized,
     ApiPath(path): ApiPath<VersionPath>,
 ) -> Result<Response, ApiError> {
-    let (who, version) = (access.who(), path.version);
-    let record = service
-        .tenants
-        .write_with_tenant(access.id(), move |txn, tenant| {
-            let Some(mut rule) = load_rule(txn, &tenant.id, version)? else {
-                return Ok(Err(no_version(version)));
-            };
-            if tenant.settings.four_eyes && rule.uploaded_by == who {
-                return Ok(Err(Refusal::forbidden(
-                    "four-eyes approval is on: the key that uploaded a version cannot approve it",
-                )));
-            }
-            if rule.approved_by.is_some() {
-                return Ok(Ok(rule));
-            }
-            rule.approved_by = Some(who.clone());
-            rule.approved_at = Some(Timestamp::now());
-            if rule.status == RuleStatus::Uploaded {
-                rule.status = RuleStatus::Approved;
-            }
-            store::put_in(txn, store::RULES, &rule_key(&tenant.id, version), &rule)?;
-            let (target, sha) = (format!("rules/{version}"), Some(rule.sha256.clone()));
-            audit(txn, tenant, &who, "rule.approve", &target, sha)?;
-            Ok(Ok(rule))
-        })
+    let who = access.who();
+    let rule = service
+        .lifecycle
+        .approve(&access.tenant, &who, path.version)
         .await?;
-    Ok(ok(record))
-}
-
-/// Whether a version carries an approval by a key other than its uploader's (a version
-/// approved by its own uploader while four-eyes was off does not count once it is on).
-fn four_eyes_approved(rule: &RuleRecord) -> bool {
-    rule.approved_by
-        .as_ref()
-        .is_some_and(|approver| *approver != rule.uploaded_by)
-}
-
-/// Marks a version that stops being active as retired.
-fn retire(txn: &redb::WriteTransaction, t: &str, version: u32) -> Result<(), StoreError> {
-    if let Some(mut old) = load_rule(txn, t, version)? {
-        old.status = RuleStatus::Retired;
-        store::put_in(txn, store::RULES, &rule_key(t, version), &old)?;
-    }
-    Ok(())
-}
-
-/// Makes `version` the active rule inside `txn`, retiring the current one onto the
-/// rollback stack.
-fn make_active(
-    txn: &redb::WriteTransaction,
-    tenant: &mut TenantRecord,
-    mut rule: RuleRecord,
-) -> Result<RuleRecord, StoreError> {
-    if let Some(current) = tenant.active.filter(|&v| v != rule.version) {
-        retire(txn, &tenant.id, current)?;
-        tenant.history.push(current);
-    }
-    rule.status = RuleStatus::Active;
-    rule.activated_at = Some(Timestamp::now());
-    tenant.active = Some(rule.version);
-    store::put_in(
-        txn,
-        store::RULES,
-        &rule_key(&tenant.id, rule.version),
-        &rule,
-    )?;
-    Ok(rule)
+    Ok(ok(rule))
 }
 
 /// `POST …/rules/{version}/activate` (an approved version when four-eyes is on).
@@ -277,37 +141,12 @@ pub(crate) async fn activate(
     access: Authorized,
     ApiPath(path): ApiPath<VersionPath>,
 ) -> Result<Response, ApiError> {
-    let version = path.version;
-    // Compile (or fetch) the module before committing, so an activated version always runs.
-    let tenants = service.tenants.clone();
-    let (t, limits) = (access.id().to_owned(), access.tenant.record.settings.limits);
-    tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|_| no_version(version))?;
     let who = access.who();
-    let record = service
-        .tenants
-        .write_with_tenant(access.id(), move |txn, tenant| {
-            let Some(rule) = load_rule(txn, &tenant.id, version)? else {
-                return Ok(Err(no_version(version)));
-            };
-            if tenant.settings.four_eyes && !four_eyes_approved(&rule) {
-                return Ok(Err(Refusal::conflict(
-                    "not_approved",
-                    format!("four-eyes approval is on: version {version} must be approved by another admin than its uploader first"),
-                )));
-            }
-            if tenant.active == Some(version) {
-                return Ok(Ok(rule));
-            }
-            let sha = rule.sha256.clone();
-            let rule = make_active(txn, tenant, rule)?;
-            audit(txn, tenant, &who, "rule.activate", &format!("rules/{version}"), Some(sha))?;
-            Ok(Ok(rule))
-        })
+    let rule = service
+        .lifecycle
+        .activate(&access.tenant, &who, path.version)
         .await?;
-    Ok(ok(record))
+    Ok(ok(rule))
 }
 
 /// `POST …/rules/rollback`: re-activates the version that was active before.
@@ -326,39 +165,7 @@ pub(crate) async fn rollback(
     access: Authorized,
 ) -> Result<Response, ApiError> {
     let who = access.who();
-    let record = service
-        .tenants
-        .write_with_tenant(access.id(), move |txn, tenant| {
-            let Some(previous) = tenant.history.last().copied() else {
-                return Ok(Err(Refusal::conflict(
-                    "nothing_to_roll_back",
-                    "no version was active before the current one",
-                )));
-            };
-            let Some(rule) = load_rule(txn, &tenant.id, previous)? else {
-                return Err(StoreError::Corrupt {
-                    key: rule_key(&tenant.id, previous),
-                    error: "rollback target missing".into(),
-                });
-            };
-            if tenant.settings.four_eyes && !four_eyes_approved(&rule) {
-                return Ok(Err(Refusal::conflict(
-                    "not_approved",
-                    format!("four-eyes approval is on: version {previous} was never approved by another admin than its uploader, so it cannot come back"),
-                )));
-            }
-            tenant.history.pop();
-            if let Some(current) = tenant.active.take() {
-                retire(txn, &tenant.id, current)?;
-            }
-            let sha = rule.sha256.clone();
-            let rule = make_active(txn, tenant, rule)?;
-            let target = format!("rules/{previous}");
-            audit(txn, tenant, &who, "rule.rollback", &target, Some(sha))?;
-            Ok(Ok(rule))
-        })
-        .await?;
-    Ok(ok(record))
+    Ok(ok(service.lifecycle.rollback(&access.tenant, &who).await?))
 }
 
 /// `POST …/rules/{version}/test` body.
@@ -394,7 +201,6 @@ pub(crate) async fn test(
     ApiPath(path): ApiPath<VersionPath>,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Response, ApiError> {
-    let version = path.version;
     if body.tickets.is_empty() || body.tickets.len() > MAX_TEST_TICKETS {
         return Err(ApiError::invalid(
             "invalid_body",
@@ -404,40 +210,17 @@ pub(crate) async fn test(
     let now = Timestamp::now();
     let mut events = Vec::with_capacity(body.tickets.len());
     for (i, value) in body.tickets.into_iter().enumerate() {
-        let input: TicketInput = from_value_at(value, "invalid_ticket", &format!("tickets[{i}]"))?;
+        let at = format!("tickets[{i}]");
+        let input: TicketInput = from_value_at(value, "invalid_ticket", &at)?;
         let ticket = input
             .into_ticket(now)
-            .map_err(|e| ApiError::invalid("invalid_ticket", format!("`tickets[{i}]`: {e}")))?;
+            .map_err(|e| ApiError::invalid("invalid_ticket", format!("`{at}`: {e}")))?;
         events.push(TicketEvent::created(ticket));
     }
-    let limits = access.tenant.record.settings.limits;
-    let tenants = service.tenants.clone();
-    let t = access.id().to_owned();
-    let module = tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|_| no_version(version))?;
-    let ctx = EvalContext {
-        tenant: access.id().to_owned(),
-        version: version.to_string(),
-        config: access.tenant.config.clone(),
-        calendars: access.tenant.calendars.clone(),
-        limits,
-    };
-    let runtime = Arc::clone(&service.runtime);
-    let slot = runtime.slot().await;
-    let results = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        events
-            .iter()
-            .map(|event| {
-                runtime
-                    .evaluate(&module, &ctx, event)
-                    .report(&event.ticket.id)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
+    let version = path.version;
+    let results = service
+        .lifecycle
+        .dry_run(&access.tenant, version, events)
+        .await?;
     Ok(ok(TestResults { version, results }))
 }

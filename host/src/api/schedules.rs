@@ -1,22 +1,18 @@
-//! Cron schedules: internal IT's admins set the desk's rhythm (a weekday 08:00 digest in the
-//! desk's own time zone); every change is audited, and an expression is checked before it is
-//! stored (it parses, it fires, it does not fire more often than allowed).
+//! Cron schedule routes: thin over [`crate::schedules::manage`], which checks an expression
+//! before it is stored and audits every change.
 
 use axum::extract::State;
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
-use redb::ReadableTable as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath, Authorized, created, ok};
 use super::params::{IdPath, TenantPath};
 use super::{ApiError, AppState, ErrorBody};
-use crate::refusal::Refusal;
-use crate::schedules::{CronError, CronSpec, MAX_SCHEDULES, ScheduleEvent, local};
+use crate::schedules::manage::{self, ScheduleChange};
+use crate::schedules::{CronSpec, ScheduleEvent, local};
 use crate::store::records::ScheduleRecord;
-use crate::store::{self, StoreError};
-use crate::tenants::{audit, invalid_id, valid_id};
 
 /// `PUT …/schedules/{id}` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -113,69 +109,24 @@ pub(crate) async fn put(
     ApiPath(path): ApiPath<IdPath>,
     ApiJson(body): ApiJson<ScheduleInput>,
 ) -> Result<Response, ApiError> {
-    let id = path.id;
-    if !valid_id(&id) {
-        return Err(invalid_id("schedule id").into());
-    }
-    ScheduleEvent::parse(&body.event)
-        .map_err(|e| ApiError::invalid("invalid_event", format!("`event`: {e}")))?;
-    let now = Timestamp::now();
     let min = SignedDuration::try_from(service.deliveries.min_schedule_interval())
         .unwrap_or(SignedDuration::MAX);
-    let first = CronSpec::parse(&body.cron, &body.timezone)
-        .and_then(|spec| spec.check(now, min))
-        .map_err(|e| {
-            let (code, field) = match e {
-                CronError::TimeZone(_) => ("invalid_timezone", "timezone"),
-                CronError::TooFrequent { .. } => ("too_frequent", "cron"),
-                _ => ("invalid_cron", "cron"),
-            };
-            ApiError::invalid(code, format!("`{field}`: {e}"))
-        })?;
+    let change = ScheduleChange {
+        cron: body.cron,
+        timezone: body.timezone,
+        event: body.event,
+        enabled: body.enabled,
+    };
     let who = access.who();
-    let (fresh, record) = service
-        .tenants
-        .write_with_tenant(access.id(), {
-            let id = id.clone();
-            move |txn, tenant| {
-                let key = store::tenant_key(&tenant.id, &id);
-                let existing = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?;
-                if existing.is_none() {
-                    let table = txn.open_table(store::SCHEDULES)?;
-                    let (from, to) = store::tenant_range(&tenant.id);
-                    if table.range(from.as_str()..to.as_str())?.count() >= MAX_SCHEDULES {
-                        return Ok(Err(Refusal::conflict(
-                            "too_many_schedules",
-                            format!("a tenant may have at most {MAX_SCHEDULES} schedules"),
-                        )));
-                    }
-                }
-                let fresh = existing.is_none();
-                let mut record = existing.unwrap_or_else(|| ScheduleRecord {
-                    id: id.clone(),
-                    cron: String::new(),
-                    timezone: String::new(),
-                    event: String::new(),
-                    enabled: true,
-                    next: None,
-                    last_scheduled_for: None,
-                    last_fired_at: None,
-                    created_at: now,
-                    updated_at: now,
-                });
-                record.cron = body.cron;
-                record.timezone = body.timezone;
-                record.event = body.event;
-                record.enabled = body.enabled;
-                record.next = body.enabled.then_some(first);
-                record.updated_at = now;
-                store::put_in(txn, store::SCHEDULES, &key, &record)?;
-                let target = format!("schedules/{id}");
-                audit(txn, tenant, &who, "schedule.put", &target, None)?;
-                Ok(Ok((fresh, record)))
-            }
-        })
-        .await?;
+    let (fresh, record) = manage::put(
+        &service.tenants,
+        &access.tenant,
+        &who,
+        &path.id,
+        change,
+        min,
+    )
+    .await?;
     service.schedules.poke();
     let answer = ScheduleView::of(&record);
     Ok(if fresh { created(answer) } else { ok(answer) })
@@ -200,8 +151,7 @@ pub(crate) async fn list(
     State(service): State<AppState>,
     access: Authorized,
 ) -> Result<Response, ApiError> {
-    let txn = service.store.read()?;
-    let all: Vec<ScheduleRecord> = store::scan(&txn, store::SCHEDULES, access.id())?;
+    let all = manage::list(&service.store, &access.tenant)?;
     Ok(ok(ScheduleList {
         schedules: all.iter().map(ScheduleView::of).collect(),
     }))
@@ -230,25 +180,10 @@ pub(crate) async fn delete(
     ApiPath(path): ApiPath<IdPath>,
 ) -> Result<Response, ApiError> {
     let who = access.who();
-    let id = path.id;
-    service
-        .tenants
-        .write_with_tenant(access.id(), {
-            let id = id.clone();
-            move |txn, tenant| -> Result<Result<(), Refusal>, StoreError> {
-                let key = store::tenant_key(&tenant.id, &id);
-                let removed = txn
-                    .open_table(store::SCHEDULES)?
-                    .remove(key.as_str())?
-                    .is_some();
-                if !removed {
-                    return Ok(Err(Refusal::not_found(format!("no schedule {id:?}"))));
-                }
-                let target = format!("schedules/{id}");
-                audit(txn, tenant, &who, "schedule.delete", &target, None).map(Ok)
-            }
-        })
-        .await?;
+    manage::delete(&service.tenants, &access.tenant, &who, &path.id).await?;
     service.schedules.poke();
-    Ok(ok(ScheduleDeleted { id, deleted: true }))
+    Ok(ok(ScheduleDeleted {
+        id: path.id,
+        deleted: true,
+    }))
 }

@@ -1,0 +1,294 @@
+//! The rule lifecycle: upload (validated like `rules check`), dry-run test, approval,
+//! activation and rollback. Four-eyes mode keeps internal IT's authority: the key that
+//! uploaded a version cannot approve it, and only a version approved by another admin can go
+//! live (or come back by rollback). Every step is one transaction with its audit entry; a
+//! refused step writes nothing.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use switchboard_rules::TicketEvent;
+
+use crate::refusal::{Error, Refusal, RefusalKind, Result};
+use crate::runtime::{EvalContext, LoadError, Runtime};
+use crate::store::records::{RuleRecord, RuleStatus, TenantRecord};
+use crate::store::{self, Store, StoreError};
+use crate::tenants::{TenantView, Tenants, audit};
+
+/// Most tickets in one dry run.
+pub const MAX_TEST_TICKETS: usize = 100;
+
+fn rule_key(t: &str, version: u32) -> String {
+    store::seq_key(t, version.into())
+}
+
+fn load_rule(
+    txn: &redb::WriteTransaction,
+    t: &str,
+    version: u32,
+) -> Result<Option<RuleRecord>, StoreError> {
+    store::get_in(txn, store::RULES, &rule_key(t, version))
+}
+
+fn no_version(version: u32) -> Refusal {
+    Refusal::not_found(format!("no rule version {version}"))
+}
+
+/// Whether a version carries an approval by a key other than its uploader's (a version
+/// approved by its own uploader while four-eyes was off does not count once it is on).
+fn four_eyes_approved(rule: &RuleRecord) -> bool {
+    rule.approved_by
+        .as_ref()
+        .is_some_and(|approver| *approver != rule.uploaded_by)
+}
+
+/// Marks a version that stops being active as retired.
+fn retire(txn: &redb::WriteTransaction, t: &str, version: u32) -> Result<(), StoreError> {
+    if let Some(mut old) = load_rule(txn, t, version)? {
+        old.status = RuleStatus::Retired;
+        store::put_in(txn, store::RULES, &rule_key(t, version), &old)?;
+    }
+    Ok(())
+}
+
+/// Makes `rule` the active version inside `txn`, retiring the current one onto the rollback
+/// stack.
+fn make_active(
+    txn: &redb::WriteTransaction,
+    tenant: &mut TenantRecord,
+    mut rule: RuleRecord,
+) -> Result<RuleRecord, StoreError> {
+    if let Some(current) = tenant.active.filter(|&v| v != rule.version) {
+        retire(txn, &tenant.id, current)?;
+        tenant.history.push(current);
+    }
+    rule.status = RuleStatus::Active;
+    rule.activated_at = Some(Timestamp::now());
+    tenant.active = Some(rule.version);
+    let key = rule_key(&tenant.id, rule.version);
+    store::put_in(txn, store::RULES, &key, &rule)?;
+    Ok(rule)
+}
+
+/// The rule lifecycle over the store, the tenant views and the runtime.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    store: Store,
+    tenants: Arc<Tenants>,
+    runtime: Arc<Runtime>,
+}
+
+impl Lifecycle {
+    /// The lifecycle over these parts.
+    pub fn new(store: Store, tenants: Arc<Tenants>, runtime: Arc<Runtime>) -> Self {
+        Lifecycle {
+            store,
+            tenants,
+            runtime,
+        }
+    }
+
+    /// Validates and compiles `bytes` under the tenant's limits, and stores them as a new
+    /// version uploaded by `who`.
+    pub async fn upload(
+        &self,
+        view: &TenantView,
+        who: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<RuleRecord> {
+        let limits = view.record.settings.limits;
+        let runtime = self.runtime.clone();
+        let loaded = tokio::task::spawn_blocking({
+            let bytes = bytes.clone();
+            move || runtime.load(&bytes, &limits)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let module = match loaded {
+            Ok(module) => module,
+            Err(e @ LoadError::TooLarge { .. }) => {
+                let kind = RefusalKind::TooLarge;
+                return Err(Refusal::new(kind, "module_too_large", e.to_string()).into());
+            }
+            Err(e @ LoadError::Cache(_)) => return Err(Error::Internal(e.to_string())),
+            Err(e) => return Err(Refusal::invalid(e.code(), e.to_string()).into()),
+        };
+        let who = who.to_owned();
+        let (sha256, contract, size) = (
+            module.sha256().to_owned(),
+            module.contract_version().to_owned(),
+            module.size(),
+        );
+        let record = self
+            .tenants
+            .write_with_tenant(&view.record.id, move |txn, tenant| {
+                tenant.last_version += 1;
+                let record = RuleRecord {
+                    version: tenant.last_version,
+                    sha256: sha256.clone(),
+                    size,
+                    contract,
+                    status: RuleStatus::Uploaded,
+                    uploaded_by: who.clone(),
+                    uploaded_at: Timestamp::now(),
+                    approved_by: None,
+                    approved_at: None,
+                    activated_at: None,
+                };
+                txn.open_table(store::MODULES)?
+                    .insert(sha256.as_str(), bytes.as_ref())?;
+                let key = rule_key(&tenant.id, record.version);
+                store::put_in(txn, store::RULES, &key, &record)?;
+                let target = format!("rules/{}", record.version);
+                audit(txn, tenant, &who, "rule.upload", &target, Some(sha256))?;
+                Ok(Ok(record))
+            })
+            .await?;
+        self.tenants.remember_module(module);
+        Ok(record)
+    }
+
+    /// Every version of the tenant, oldest first.
+    pub fn list(&self, view: &TenantView) -> Result<Vec<RuleRecord>> {
+        let txn = self.store.read()?;
+        Ok(store::scan(&txn, store::RULES, &view.record.id)?)
+    }
+
+    /// Approves `version` as `who` (under four-eyes, not its uploader).
+    pub async fn approve(&self, view: &TenantView, who: &str, version: u32) -> Result<RuleRecord> {
+        let who = who.to_owned();
+        self.tenants
+            .write_with_tenant(&view.record.id, move |txn, tenant| {
+                let Some(mut rule) = load_rule(txn, &tenant.id, version)? else {
+                    return Ok(Err(no_version(version)));
+                };
+                if tenant.settings.four_eyes && rule.uploaded_by == who {
+                    return Ok(Err(Refusal::forbidden(
+                        "four-eyes approval is on: the key that uploaded a version cannot approve it",
+                    )));
+                }
+                if rule.approved_by.is_some() {
+                    return Ok(Ok(rule));
+                }
+                rule.approved_by = Some(who.clone());
+                rule.approved_at = Some(Timestamp::now());
+                if rule.status == RuleStatus::Uploaded {
+                    rule.status = RuleStatus::Approved;
+                }
+                store::put_in(txn, store::RULES, &rule_key(&tenant.id, version), &rule)?;
+                let (target, sha) = (format!("rules/{version}"), Some(rule.sha256.clone()));
+                audit(txn, tenant, &who, "rule.approve", &target, sha)?;
+                Ok(Ok(rule))
+            })
+            .await
+    }
+
+    /// Activates `version` as `who` (under four-eyes, approved by another admin than its
+    /// uploader). Its module is compiled (or fetched) first, so an active version always runs.
+    pub async fn activate(&self, view: &TenantView, who: &str, version: u32) -> Result<RuleRecord> {
+        let tenants = self.tenants.clone();
+        let (t, limits) = (view.record.id.clone(), view.record.settings.limits);
+        tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|_| no_version(version))?;
+        let who = who.to_owned();
+        self.tenants
+            .write_with_tenant(&view.record.id, move |txn, tenant| {
+                let Some(rule) = load_rule(txn, &tenant.id, version)? else {
+                    return Ok(Err(no_version(version)));
+                };
+                if tenant.settings.four_eyes && !four_eyes_approved(&rule) {
+                    return Ok(Err(Refusal::conflict(
+                        "not_approved",
+                        format!("four-eyes approval is on: version {version} must be approved by another admin than its uploader first"),
+                    )));
+                }
+                if tenant.active == Some(version) {
+                    return Ok(Ok(rule));
+                }
+                let sha = rule.sha256.clone();
+                let rule = make_active(txn, tenant, rule)?;
+                audit(txn, tenant, &who, "rule.activate", &format!("rules/{version}"), Some(sha))?;
+                Ok(Ok(rule))
+            })
+            .await
+    }
+
+    /// Re-activates the version that was active before the current one.
+    pub async fn rollback(&self, view: &TenantView, who: &str) -> Result<RuleRecord> {
+        let who = who.to_owned();
+        self.tenants
+            .write_with_tenant(&view.record.id, move |txn, tenant| {
+                let Some(previous) = tenant.history.last().copied() else {
+                    return Ok(Err(Refusal::conflict(
+                        "nothing_to_roll_back",
+                        "no version was active before the current one",
+                    )));
+                };
+                let Some(rule) = load_rule(txn, &tenant.id, previous)? else {
+                    return Err(StoreError::Corrupt {
+                        key: rule_key(&tenant.id, previous),
+                        error: "rollback target missing".into(),
+                    });
+                };
+                if tenant.settings.four_eyes && !four_eyes_approved(&rule) {
+                    return Ok(Err(Refusal::conflict(
+                        "not_approved",
+                        format!("four-eyes approval is on: version {previous} was never approved by another admin than its uploader, so it cannot come back"),
+                    )));
+                }
+                tenant.history.pop();
+                if let Some(current) = tenant.active.take() {
+                    retire(txn, &tenant.id, current)?;
+                }
+                let sha = rule.sha256.clone();
+                let rule = make_active(txn, tenant, rule)?;
+                let target = format!("rules/{previous}");
+                audit(txn, tenant, &who, "rule.rollback", &target, Some(sha))?;
+                Ok(Ok(rule))
+            })
+            .await
+    }
+
+    /// Evaluates `version` on `events` without storing anything: per event, the report
+    /// `rules run` prints (decision or error, fuel, log).
+    pub async fn dry_run(
+        &self,
+        view: &TenantView,
+        version: u32,
+        events: Vec<TicketEvent>,
+    ) -> Result<Vec<Value>> {
+        let limits = view.record.settings.limits;
+        let tenants = self.tenants.clone();
+        let t = view.record.id.clone();
+        let module = tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|_| no_version(version))?;
+        let ctx = EvalContext {
+            tenant: view.record.id.clone(),
+            version: version.to_string(),
+            config: view.config.clone(),
+            calendars: view.calendars.clone(),
+            limits,
+        };
+        let runtime = Arc::clone(&self.runtime);
+        let slot = runtime.slot().await;
+        let results = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            events
+                .iter()
+                .map(|event| {
+                    runtime
+                        .evaluate(&module, &ctx, event)
+                        .report(&event.ticket.id)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(results)
+    }
+}
