@@ -6,6 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_tests::guest;
+use switchboard_tests::routes::{route_table, template_of};
 use switchboard_tests::server::{ADMIN_TOKEN, Api, Body, Reply, Team, TestServer, unique_id};
 
 /// Every tenant route of the API.
@@ -79,48 +80,6 @@ const ROUTES: [Route; 30] = [
 
 /// Tenant roles, least first.
 const ROLES: [&str; 4] = ["viewer", "intake", "operator", "admin"];
-
-/// The served route table: `(method, path template, x-min-role)` of every operation.
-async fn route_table(api: &Api) -> Vec<(Method, String, String)> {
-    let reply = api
-        .call(Method::GET, "/openapi.json", None, Body::None)
-        .await;
-    let doc = reply.expect(200).clone();
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            let role = op["x-min-role"].as_str().unwrap_or_else(|| {
-                panic!("{method} {path} has no x-min-role in the served document")
-            });
-            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            out.push((method, path.clone(), role.to_owned()));
-        }
-    }
-    out
-}
-
-/// The template of `table` that `method path` falls under.
-fn template_of<'a>(
-    table: &'a [(Method, String, String)],
-    method: &Method,
-    path: &str,
-) -> &'a (Method, String, String) {
-    let path = path.split('?').next().unwrap();
-    let segments: Vec<&str> = path.split('/').collect();
-    let fits = |template: &str| {
-        let t: Vec<&str> = template.split('/').collect();
-        t.len() == segments.len()
-            && t.iter()
-                .zip(&segments)
-                .all(|(t, s)| t.starts_with('{') || t == s)
-    };
-    // A literal segment beats a parameter (`/rules/rollback` over `/rules/{version}`).
-    table
-        .iter()
-        .filter(|(m, t, _)| m == method && fits(t))
-        .min_by_key(|(_, t, _)| t.matches('{').count())
-        .unwrap_or_else(|| panic!("{method} {path} is in no route of the table"))
-}
 
 /// A request: method, path, body.
 struct Req(Method, String, Body);

@@ -10,15 +10,16 @@
 
 mod cache;
 mod error;
+mod outcome;
 mod sandbox;
+mod ticker;
 mod v0_1_0;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -34,7 +35,9 @@ pub use sandbox::LogLine;
 
 use crate::limits::{self, Limits};
 use cache::ArtifactCache;
+use outcome::{Raw, arm, classify_trap, failed, finish, input_too_large};
 use sandbox::{LimitHit, State};
+use ticker::Ticker;
 
 /// How many evaluations may run at once (pooling-allocator slots).
 pub const MAX_CONCURRENT_EVALUATIONS: u32 = 256;
@@ -198,78 +201,6 @@ pub struct Runtime {
     cache: Option<ArtifactCache>,
     ticker: Ticker,
     slots: Arc<tokio::sync::Semaphore>,
-}
-
-/// The epoch ticker: advances the engine's epoch every [`limits::EPOCH_TICK`] while
-/// evaluations run, and parks after [`TICKER_IDLE`] without one, so an idle service burns no
-/// CPU while a busy one pays no wake-up per evaluation.
-#[derive(Clone)]
-struct Ticker {
-    stop: Arc<AtomicBool>,
-    running: Arc<std::sync::atomic::AtomicUsize>,
-    parked: Arc<AtomicBool>,
-    thread: thread::Thread,
-}
-
-/// How long the ticker keeps ticking after the last evaluation before it parks.
-const TICKER_IDLE: Duration = Duration::from_millis(200);
-
-/// Counts one evaluation as running for the ticker while alive.
-struct Running<'a>(&'a Ticker);
-
-impl Ticker {
-    fn start(engine: &Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let parked = Arc::new(AtomicBool::new(false));
-        let (stop2, running2, parked2) = (stop.clone(), running.clone(), parked.clone());
-        let weak = engine.weak();
-        let handle = thread::Builder::new()
-            .name("switchboard-epoch".into())
-            .spawn(move || {
-                let mut last_busy = Instant::now();
-                while !stop2.load(Ordering::Relaxed) {
-                    if running2.load(Ordering::Acquire) > 0 {
-                        last_busy = Instant::now();
-                    } else if last_busy.elapsed() > TICKER_IDLE {
-                        parked2.store(true, Ordering::SeqCst);
-                        // Re-check after announcing the park: an evaluation that started in
-                        // between saw `parked` false and did not unpark us.
-                        if running2.load(Ordering::SeqCst) == 0 {
-                            thread::park_timeout(Duration::from_secs(1));
-                        }
-                        parked2.store(false, Ordering::SeqCst);
-                        last_busy = Instant::now();
-                        continue;
-                    }
-                    thread::sleep(limits::EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })?;
-        Ok(Ticker {
-            stop,
-            running,
-            parked,
-            thread: handle.thread().clone(),
-        })
-    }
-
-    fn running(&self) -> Running<'_> {
-        self.running.fetch_add(1, Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) {
-            self.thread.unpark();
-        }
-        Running(self)
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -593,169 +524,4 @@ impl Bindings {
             }
         }
     }
-}
-
-/// Sets the fuel budget and the wall-clock deadline for one call.
-fn arm(store: &mut Store<State>, limits: &Limits) {
-    store
-        .set_fuel(limits.fuel)
-        .expect("fuel is enabled in the engine config");
-    store.set_epoch_deadline(epoch_ticks(limits.wall_clock()));
-    store.epoch_deadline_trap();
-}
-
-fn input_too_large(ctx: &EvalContext, event: &TicketEvent) -> Option<EvalFailure> {
-    let size = event_size(event);
-    (size > ctx.limits.input_bytes).then_some(EvalFailure::InputLimit {
-        size: size as u64,
-        limit: ctx.limits.input_bytes as u64,
-    })
-}
-
-fn failed(
-    ctx: &EvalContext,
-    event: &TicketEvent,
-    start: Instant,
-    failure: EvalFailure,
-    fuel_used: u64,
-    log: Vec<LogLine>,
-) -> Evaluation {
-    let elapsed = start.elapsed();
-    Evaluation {
-        outcome: Err(EvalError {
-            tenant: ctx.tenant.clone(),
-            version: ctx.version.clone(),
-            ticket: event.ticket.id.clone(),
-            failure,
-            fuel_used,
-            elapsed,
-        }),
-        fuel_used,
-        elapsed,
-        log,
-    }
-}
-
-/// Turns what the call produced into an evaluation: traps classified, output measured, the
-/// decision validated against the tenant's calendars.
-fn finish(
-    ctx: &EvalContext,
-    event: &TicketEvent,
-    start: Instant,
-    store: &mut Store<State>,
-    result: wasmtime::Result<Raw>,
-) -> Evaluation {
-    let limits = &ctx.limits;
-    let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
-    let log = store.data().take_log();
-    let raw = match result {
-        Ok(raw) => raw,
-        Err(e) => {
-            let failure = classify_trap(&e, limits, store.data().limiter.denied, &log);
-            return failed(ctx, event, start, failure, fuel_used, log);
-        }
-    };
-    let (size, outcome) = match raw {
-        Raw::Decision(size, d) => (size, Ok(v0_1_0::decision_from_wit(*d))),
-        Raw::RuleError(size, e) => (size, Err(v0_1_0::rule_error_from_wit(e))),
-    };
-    if size > limits.output_bytes {
-        let failure = EvalFailure::OutputLimit {
-            size: size as u64,
-            limit: limits.output_bytes as u64,
-        };
-        return failed(ctx, event, start, failure, fuel_used, log);
-    }
-    let decision = match outcome {
-        Ok(d) => d,
-        Err(error) => {
-            return failed(
-                ctx,
-                event,
-                start,
-                EvalFailure::RuleError { error },
-                fuel_used,
-                log,
-            );
-        }
-    };
-    if let Err(invalid) = decision.validate(|id| ctx.calendars.contains(id)) {
-        return failed(ctx, event, start, invalid.into(), fuel_used, log);
-    }
-    Evaluation {
-        outcome: Ok(decision),
-        fuel_used,
-        elapsed: start.elapsed(),
-        log,
-    }
-}
-
-/// What a rule returned, before conversion: its text size and the value.
-enum Raw {
-    Decision(usize, Box<v0_1_0::wit::Decision>),
-    RuleError(usize, v0_1_0::wit::RuleError),
-}
-
-/// Maps a wasmtime error to the failure the tenant should see.
-fn classify_trap(
-    e: &wasmtime::Error,
-    limits: &Limits,
-    memory_denied: Option<u64>,
-    log: &[LogLine],
-) -> EvalFailure {
-    if let Some(hit) = e.downcast_ref::<LimitHit>() {
-        return match hit {
-            LimitHit::Memory { requested, limit } => EvalFailure::MemoryLimit {
-                requested: *requested,
-                limit: *limit,
-            },
-            LimitHit::Log { attempted, limit } => EvalFailure::LogLimit {
-                attempted: *attempted,
-                limit: *limit,
-            },
-            LimitHit::Sleep => EvalFailure::Trap {
-                message: hit.to_string(),
-            },
-        };
-    }
-    if let Some(requested) = memory_denied {
-        return EvalFailure::MemoryLimit {
-            requested,
-            limit: limits.memory_bytes,
-        };
-    }
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => EvalFailure::FuelExhausted { limit: limits.fuel },
-        Some(Trap::Interrupt) => EvalFailure::WallClock {
-            limit_ms: limits.wall_clock_ms,
-        },
-        Some(Trap::StackOverflow) => EvalFailure::StackOverflow {
-            limit: limits::MAX_WASM_STACK_BYTES as u64,
-        },
-        Some(trap) => EvalFailure::Trap {
-            message: match trap {
-                Trap::UnreachableCodeReached => match panic_message(log) {
-                    Some(message) => format!("the rule panicked: {message}"),
-                    None => "unreachable code reached (the rule aborted)".to_owned(),
-                },
-                Trap::MemoryOutOfBounds => "out of bounds memory access (in a Rust rule this is \
-                    often its shadow stack overflowing: deep recursion with large locals)"
-                    .to_owned(),
-                other => other.to_string(),
-            },
-        },
-        None => EvalFailure::Trap {
-            message: format!("{e:#}"),
-        },
-    }
-}
-
-/// The message of a Rust panic, from the lines std's panic hook wrote to stderr:
-/// `thread '…' panicked at src/lib.rs:1:2:` followed by the message.
-fn panic_message(log: &[LogLine]) -> Option<String> {
-    let at = log
-        .iter()
-        .position(|l| l.message.contains(" panicked at "))?;
-    let message = log.get(at + 1)?.message.trim();
-    (!message.is_empty()).then(|| message.to_owned())
 }

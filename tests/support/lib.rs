@@ -127,4 +127,5 @@ pub fn created(json: serde_json::Value) -> TicketEvent {
 }
 
 pub mod receiver;
+pub mod routes;
 pub mod server;
