@@ -2,14 +2,13 @@
 //! `schedules`: the real store, tenant views and outbox, no HTTP and no background loops (the
 //! tests run the passes they need themselves).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::records::{DeliveryRecord, Settings, TenantRecord, WebhookRecord};
+use crate::store::records::{DeliveryRecord, TenantRecord, WebhookRecord};
 use crate::store::{self, Store};
 use crate::tenants::{TenantView, Tenants};
 use crate::tickets::Tickets;
@@ -35,20 +34,7 @@ impl Fixture {
         let deliveries = Arc::new(Dispatcher::new(DeliveryConfig::default()));
         let timers = Arc::new(Scheduler::default());
         let now = Timestamp::now();
-        let tenant = TenantRecord {
-            id: "acme".into(),
-            name: "Acme".into(),
-            created_at: now,
-            settings: Settings::default(),
-            config: BTreeMap::new(),
-            calendars: BTreeMap::new(),
-            active: None,
-            history: Vec::new(),
-            last_version: 0,
-            last_audit: 0,
-            revision: 1,
-            four_eyes_off_requested_by: None,
-        };
+        let tenant = TenantRecord::new("acme", "Acme", now);
         let hook = WebhookRecord {
             id: "ops".into(),
             url: "https://hooks.example.com/".into(),

@@ -69,19 +69,8 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
     unique_operation_ids(&mut document);
-    for item in document.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            complete(op);
-        }
+    for op in operations_mut(&mut document) {
+        complete(op);
     }
     document
 }
@@ -90,18 +79,25 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
 /// `put`): a repeated one is qualified with the operation's tag (`schedules_list`).
 fn unique_operation_ids(document: &mut OpenApi) {
     let mut seen = std::collections::HashMap::<String, usize>::new();
-    for item in document.paths.paths.values() {
-        for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(id) = &op.operation_id {
-                *seen.entry(id.clone()).or_default() += 1;
-            }
+    for (_, _, op) in super::access::operations(document) {
+        if let Some(id) = &op.operation_id {
+            *seen.entry(id.clone()).or_default() += 1;
         }
     }
-    for item in document.paths.paths.values_mut() {
-        for op in [
+    for op in operations_mut(document) {
+        let tag = op.tags.iter().flatten().next().cloned();
+        if let (Some(id), Some(tag)) = (&mut op.operation_id, tag)
+            && seen.get(id.as_str()).copied().unwrap_or(0) > 1
+        {
+            *id = format!("{tag}_{id}");
+        }
+    }
+}
+
+/// Every operation of the document, to change.
+fn operations_mut(document: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    document.paths.paths.values_mut().flat_map(|item| {
+        [
             &mut item.get,
             &mut item.put,
             &mut item.post,
@@ -110,15 +106,7 @@ fn unique_operation_ids(document: &mut OpenApi) {
         ]
         .into_iter()
         .flatten()
-        {
-            let tag = op.tags.iter().flatten().next().cloned();
-            if let (Some(id), Some(tag)) = (&mut op.operation_id, tag)
-                && seen.get(id.as_str()).copied().unwrap_or(0) > 1
-            {
-                *id = format!("{tag}_{id}");
-            }
-        }
-    }
+    })
 }
 
 fn complete(op: &mut Operation) {

@@ -125,6 +125,27 @@ pub struct TenantRecord {
     pub four_eyes_off_requested_by: Option<String>,
 }
 
+impl TenantRecord {
+    /// A new tenant `id` named `name`, made at `now`: default settings, no config, calendars
+    /// or rules yet.
+    pub fn new(id: &str, name: &str, now: Timestamp) -> Self {
+        TenantRecord {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+            settings: Settings::default(),
+            config: BTreeMap::new(),
+            calendars: BTreeMap::new(),
+            active: None,
+            history: Vec::new(),
+            last_version: 0,
+            last_audit: 0,
+            revision: 1,
+            four_eyes_off_requested_by: None,
+        }
+    }
+}
+
 /// An API key. The secret is never stored, only its sha256.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRecord {

@@ -62,20 +62,7 @@ impl Tenants {
         check_name(name)?;
         let (key_id, key, secret_sha256) = new_key();
         let now = Timestamp::now();
-        let mut tenant = TenantRecord {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            created_at: now,
-            settings: Settings::default(),
-            config: BTreeMap::new(),
-            calendars: BTreeMap::new(),
-            active: None,
-            history: Vec::new(),
-            last_version: 0,
-            last_audit: 0,
-            revision: 1,
-            four_eyes_off_requested_by: None,
-        };
+        let mut tenant = TenantRecord::new(id, name, now);
         let admin = KeyRecord {
             id: key_id.clone(),
             name: "admin".into(),
