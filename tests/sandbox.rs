@@ -55,6 +55,7 @@ fn each_misbehaviour_ends_in_its_error_kind_and_neighbours_keep_working() {
         ("huge-output", "output_limit", FailureClass::Limit),
         ("huge-log", "log_limit", FailureClass::Limit),
         ("stdout-flood", "log_limit", FailureClass::Limit),
+        ("empty-log-flood", "log_limit", FailureClass::Limit),
         ("panic", "trap", FailureClass::Trap),
         ("deep-frames", "trap", FailureClass::Trap),
         ("sleep", "trap", FailureClass::Trap),
@@ -126,6 +127,19 @@ fn limit_errors_say_which_limit_and_how_much() {
     let kept: usize = eval.log.iter().map(|l| l.message.len()).sum();
     assert!(kept <= limits.log_bytes, "the log keeps at most its cap");
     assert!(!eval.log.is_empty(), "the lines before the cap are kept");
+
+    // Empty lines count too: a loop of `log(info, "")` stops at the limit, with a bounded log.
+    let eval = rt.evaluate(&hostile, &ctx(), &hostile_event("empty-log-flood"));
+    assert!(matches!(failure(&eval), EvalFailure::LogLimit { .. }));
+    assert!(
+        eval.log.len() <= limits.log_bytes / 32,
+        "{} empty lines kept",
+        eval.log.len()
+    );
+    assert!(
+        eval.log.len() >= limits.log_bytes / 64,
+        "the lines before the cap are kept"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// | `wall_clock_ms` | 100 ms |
 /// | `input_bytes` (text of the ticket event) | 256 KiB |
 /// | `output_bytes` (text of the decision) | 64 KiB |
-/// | `log_bytes` (rule log, `log` import and stdout/stderr together) | 16 KiB |
+/// | `log_bytes` (rule log, `log` import and stdout/stderr together; each line counts 32 bytes besides its text) | 16 KiB |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {

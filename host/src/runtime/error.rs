@@ -122,7 +122,9 @@ pub enum EvalFailure {
         limit: u64,
     },
     /// The rule wrote more to its log than allowed.
-    #[error("log limit exceeded: the rule tried to log {attempted} bytes, the limit is {limit}")]
+    #[error(
+        "log limit exceeded: the rule tried to log {attempted} bytes (each line counts 32 bytes besides its text), the limit is {limit}"
+    )]
     LogLimit {
         /// Bytes the rule tried to write in all.
         attempted: u64,

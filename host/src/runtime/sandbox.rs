@@ -44,6 +44,11 @@ pub(crate) enum LimitHit {
     Sleep,
 }
 
+/// Bytes each log line counts against the log limit besides its text. Counting text alone
+/// made empty lines free: a loop of `log(info, "")` filled a dry-run answer with millions of
+/// lines. With this, the default 16 KiB limit allows at most 512 lines, whatever their text.
+pub(crate) const LINE_COST: usize = 32;
+
 /// The capped rule log shared by the `log` import and WASI stdout/stderr.
 #[derive(Debug)]
 pub(crate) struct RuleLog {
@@ -77,7 +82,7 @@ impl RuleLog {
     }
 
     pub(crate) fn push(&mut self, level: LogLevel, message: String) -> Result<(), LimitHit> {
-        self.charge(message.len())?;
+        self.charge(message.len() + LINE_COST)?;
         self.lines.push(LogLine { level, message });
         Ok(())
     }
@@ -93,8 +98,15 @@ impl RuleLog {
         while let Some(end) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=end).collect();
             if end > 0 {
+                self.attempted = self.attempted.saturating_add(LINE_COST);
                 let message = String::from_utf8_lossy(&line[..end]).into_owned();
                 self.lines.push(LogLine { level, message });
+                if self.attempted > self.limit {
+                    return Err(LimitHit::Log {
+                        attempted: self.attempted as u64,
+                        limit: self.limit as u64,
+                    });
+                }
             }
         }
         Ok(())
@@ -339,7 +351,10 @@ mod tests {
 
     #[test]
     fn log_splits_stream_lines_and_caps_total_bytes() {
-        let mut log = RuleLog::new(20);
+        // "hello\nwor" (9 bytes, one line), "x" (1, one line), "0123456789" (10): 20 bytes and
+        // two lines; the unterminated text becomes lines only at the end.
+        let limit = 20 + 2 * LINE_COST;
+        let mut log = RuleLog::new(limit);
         log.write_stream(false, b"hello\nwor").unwrap();
         log.push(LogLevel::Warn, "x".into()).unwrap();
         log.write_stream(true, b"0123456789").unwrap();
@@ -347,8 +362,8 @@ mod tests {
         assert_eq!(
             err,
             LimitHit::Log {
-                attempted: 21,
-                limit: 20
+                attempted: limit as u64 + 1,
+                limit: limit as u64
             }
         );
         let lines = log.finish();
@@ -365,5 +380,26 @@ mod tests {
                 (LogLevel::Error, "0123456789"),
             ]
         );
+    }
+
+    #[test]
+    fn empty_lines_are_not_free() {
+        let limit = 16 << 10;
+        let mut log = RuleLog::new(limit);
+        let mut pushed = 0;
+        while log.push(LogLevel::Info, String::new()).is_ok() {
+            pushed += 1;
+            assert!(pushed <= limit, "empty lines never hit the limit");
+        }
+        assert_eq!(pushed, limit / LINE_COST);
+        // One-character lines on stdout are bounded the same way.
+        let mut log = RuleLog::new(limit);
+        let mut written = 0;
+        while log.write_stream(false, b"x\n").is_ok() {
+            written += 1;
+            assert!(written <= limit, "short stdout lines never hit the limit");
+        }
+        assert_eq!(written, limit / (2 + LINE_COST));
+        assert!(log.finish().len() <= limit / (2 + LINE_COST) + 1);
     }
 }

@@ -57,6 +57,13 @@ impl Rule for Hostile {
                 }
                 Ok(ok())
             }
+            "empty-log-flood" => {
+                // Empty lines used to be free (the limit counted text only).
+                for _ in 0..10_000_000 {
+                    host.log(LogLevel::Info, "");
+                }
+                Ok(ok())
+            }
             "stdout-flood" => {
                 for i in 0..100_000 {
                     println!("line {i} of a rule that prints far too much");
