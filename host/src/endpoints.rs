@@ -13,7 +13,7 @@ use crate::store::records::{
     AttemptRecord, DeliveryRecord, DeliveryState, SecretRecord, WebhookRecord,
 };
 use crate::store::{self, Store, StoreError};
-use crate::tenants::{TenantView, Tenants, audit, invalid_id, valid_id};
+use crate::tenants::{TenantView, Tenants, audit, check_id};
 use crate::webhooks::{Dispatcher, EventType, Queued, Secret};
 
 /// How long a rotated-out secret keeps signing.
@@ -69,9 +69,7 @@ impl Endpoints {
         id: &str,
         change: EndpointChange,
     ) -> Result<Stored> {
-        if !valid_id(id) {
-            return Err(invalid_id("webhook id").into());
-        }
+        check_id(id, "webhook id")?;
         self.deliveries
             .policy()
             .check_url_resolved(&change.url)

@@ -11,7 +11,7 @@ use serde_json::Value;
 use switchboard_rules::TicketEvent;
 
 use crate::refusal::{Error, Refusal, RefusalKind, Result};
-use crate::runtime::{EvalContext, LoadError, Runtime};
+use crate::runtime::{EvalContext, LoadError, RuleModule, Runtime};
 use crate::store::records::{RuleRecord, RuleStatus, TenantRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::{TenantView, Tenants, audit};
@@ -87,6 +87,16 @@ impl Lifecycle {
             tenants,
             runtime,
         }
+    }
+
+    /// The compiled module of `version` (from the cache, or loaded off the async runtime).
+    async fn module(&self, view: &TenantView, version: u32) -> Result<RuleModule> {
+        let tenants = self.tenants.clone();
+        let (t, limits) = (view.record.id.clone(), view.record.settings.limits);
+        tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|_| no_version(version).into())
     }
 
     /// Validates and compiles `bytes` under the tenant's limits, and stores them as a new
@@ -187,12 +197,7 @@ impl Lifecycle {
     /// Activates `version` as `who` (under four-eyes, approved by another admin than its
     /// uploader). Its module is compiled (or fetched) first, so an active version always runs.
     pub async fn activate(&self, view: &TenantView, who: &str, version: u32) -> Result<RuleRecord> {
-        let tenants = self.tenants.clone();
-        let (t, limits) = (view.record.id.clone(), view.record.settings.limits);
-        tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|_| no_version(version))?;
+        self.module(view, version).await?;
         let who = who.to_owned();
         self.tenants
             .write_with_tenant(&view.record.id, move |txn, tenant| {
@@ -261,12 +266,7 @@ impl Lifecycle {
         events: Vec<TicketEvent>,
     ) -> Result<Vec<Value>> {
         let limits = view.record.settings.limits;
-        let tenants = self.tenants.clone();
-        let t = view.record.id.clone();
-        let module = tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|_| no_version(version))?;
+        let module = self.module(view, version).await?;
         let ctx = EvalContext {
             tenant: view.record.id.clone(),
             version: version.to_string(),

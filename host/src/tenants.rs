@@ -118,24 +118,31 @@ pub fn new_key() -> (String, String, String) {
     (id.clone(), format!("sb_{id}.{secret}"), hash)
 }
 
-/// A URL-safe id: 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit.
-pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
+/// Checks a URL-safe id: 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit; the
+/// refusal names it with `what` (`calendar id`).
+pub fn check_id(id: &str, what: &str) -> Result<(), Refusal> {
+    let valid = !id.is_empty()
         && id.len() <= 64
         && id.as_bytes()[0].is_ascii_alphanumeric()
         && id
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-}
-
-/// The refusal for an id that [`valid_id`] rejects; `what` names it (`calendar id`).
-pub fn invalid_id(what: &str) -> Refusal {
-    Refusal::invalid(
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if valid {
+        return Ok(());
+    }
+    Err(Refusal::invalid(
         "invalid_id",
         format!(
             "{what} must be 1-64 characters of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
         ),
-    )
+    ))
+}
+
+impl From<ViewError> for refusal::Error {
+    /// A committed record that no longer makes a view is the host's failure, not the caller's.
+    fn from(e: ViewError) -> Self {
+        refusal::Error::Internal(e.to_string())
+    }
 }
 
 impl Tenants {
@@ -318,10 +325,7 @@ impl Tenants {
             .await?;
         let (tenant, r) =
             written.ok_or_else(|| Refusal::not_found(format!("no tenant {t:?}")))??;
-        self.put_tenant(tenant).map_err(|e| StoreError::Corrupt {
-            key: t.to_owned(),
-            error: e.to_string(),
-        })?;
+        self.put_tenant(tenant)?;
         Ok(r)
     }
 }

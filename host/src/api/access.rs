@@ -43,9 +43,10 @@ impl Need {
     }
 }
 
-/// Every operation's [`Need`], by method and path template.
+/// Every operation's [`Need`], by path template and method (looked up without allocating:
+/// it runs on every request).
 #[derive(Debug, Default)]
-pub struct Table(HashMap<(Method, String), Need>);
+pub struct Table(HashMap<String, Vec<(Method, Need)>>);
 
 /// The operations of a document: `(method, path, operation)`.
 pub fn operations(
@@ -74,19 +75,26 @@ impl Table {
     /// The table of `document`. Panics on an operation without a valid `x-min-role`: that is
     /// a bug in the route table, and starting anyway would leave the route unguarded.
     pub fn from_document(document: &OpenApi) -> Self {
-        let mut table = HashMap::new();
+        let mut table = HashMap::<String, Vec<(Method, Need)>>::new();
         for (method, path, op) in operations(document) {
             let need = need_of(op).unwrap_or_else(|| {
                 panic!("route {method} {path} has no valid `{MIN_ROLE}` in its #[utoipa::path]")
             });
-            table.insert((method, path.to_owned()), need);
+            table
+                .entry(path.to_owned())
+                .or_default()
+                .push((method, need));
         }
         Table(table)
     }
 
     /// What `method path` needs.
     pub fn get(&self, method: &Method, path: &str) -> Option<Need> {
-        self.0.get(&(method.clone(), path.to_owned())).copied()
+        self.0
+            .get(path)?
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, need)| *need)
     }
 }
 
@@ -107,18 +115,16 @@ pub async fn authorize(
     // The table holds every (method, path) the router serves (it is built from the same
     // route table, and a route without an entry stops the start): a miss is a method the
     // path does not take, which the router answers 405 without running a handler.
-    let Some(need) = table.get(request.method(), path.as_str()) else {
-        return next.run(request).await;
+    let need = match table.get(request.method(), path.as_str()) {
+        None | Some(Need::Nobody) => return next.run(request).await,
+        Some(need) => need,
     };
-    if need == Need::Nobody {
-        return next.run(request).await;
-    }
     let principal = match principal(&service, &request) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     match need {
-        Need::Nobody => {}
+        Need::Nobody => unreachable!("answered above"),
         Need::PlatformAdmin => {
             if !matches!(principal, Principal::PlatformAdmin) {
                 return ApiError::new(

@@ -355,15 +355,20 @@ impl Authorized {
     }
 }
 
+/// What the authorization layer left in the request for the handler.
+fn granted<T: Clone + Send + Sync + 'static>(parts: &Parts) -> Result<T, ApiError> {
+    parts
+        .extensions
+        .get::<T>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&"route without an authorization entry"))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Authorized>()
-            .cloned()
-            .ok_or_else(|| ApiError::internal(&"route without an authorization entry"))
+        granted(parts)
     }
 }
 
@@ -375,11 +380,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PlatformAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<PlatformAdmin>()
-            .copied()
-            .ok_or_else(|| ApiError::internal(&"route without an authorization entry"))
+        granted(parts)
     }
 }
 

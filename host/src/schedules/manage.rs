@@ -9,7 +9,7 @@ use super::{CronError, CronSpec, MAX_SCHEDULES, ScheduleEvent};
 use crate::refusal::{Refusal, Result};
 use crate::store::records::ScheduleRecord;
 use crate::store::{self, Store, StoreError};
-use crate::tenants::{TenantView, Tenants, audit, invalid_id, valid_id};
+use crate::tenants::{TenantView, Tenants, audit, check_id};
 
 /// What a `PUT` of a schedule asks for.
 #[derive(Debug, Clone)]
@@ -34,9 +34,7 @@ pub async fn put(
     change: ScheduleChange,
     min_interval: SignedDuration,
 ) -> Result<(bool, ScheduleRecord)> {
-    if !valid_id(id) {
-        return Err(invalid_id("schedule id").into());
-    }
+    check_id(id, "schedule id")?;
     ScheduleEvent::parse(&change.event)
         .map_err(|e| Refusal::invalid("invalid_event", format!("`event`: {e}")))?;
     let now = Timestamp::now();

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use redb::ReadableTable as _;
 use switchboard_rules::{ALWAYS_OPEN, Calendar, CalendarSpec};
 
-use super::{Tenants, audit, invalid_id, new_key, valid_id};
-use crate::refusal::{Error, Refusal, Result};
+use super::{Tenants, audit, check_id, new_key};
+use crate::refusal::{Refusal, Result};
 use crate::store::records::{AuditEntry, KeyRecord, Role, Settings, TenantRecord};
 use crate::store::{self, StoreError};
 
@@ -49,16 +49,10 @@ fn check_name(name: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn view_error(e: super::ViewError) -> Error {
-    Error::Internal(e.to_string())
-}
-
 impl Tenants {
     /// Creates tenant `id` named `name` with its first admin key (the platform admin's act).
     pub async fn create_tenant(&self, id: &str, name: &str) -> Result<NewKey> {
-        if !valid_id(id) {
-            return Err(invalid_id("`id`").into());
-        }
+        check_id(id, "`id`")?;
         check_name(name)?;
         let (key_id, key, secret_sha256) = new_key();
         let now = Timestamp::now();
@@ -106,7 +100,7 @@ impl Tenants {
             return Err(Refusal::conflict("tenant_exists", message).into());
         };
         self.put_key(admin);
-        self.put_tenant(tenant).map_err(view_error)?;
+        self.put_tenant(tenant)?;
         Ok(NewKey { id: key_id, key })
     }
 
@@ -280,9 +274,7 @@ impl Tenants {
             let message = "`24x7` is built in and cannot be replaced";
             return Err(Refusal::conflict("builtin_calendar", message).into());
         }
-        if !valid_id(id) {
-            return Err(invalid_id("calendar id").into());
-        }
+        check_id(id, "calendar id")?;
         Calendar::new(&spec).map_err(|e| Refusal::invalid("invalid_calendar", e.to_string()))?;
         let (who, id) = (who.to_owned(), id.to_owned());
         self.write_with_tenant(t, move |txn, tenant| {
