@@ -7,8 +7,19 @@ use clap::Parser;
 use switchboard_host::cli::{Cli, run};
 use switchboard_tests::{guest_path, workspace_root};
 
+/// The cache of compiled modules the commands share within this test process.
+fn cache_dir() -> &'static str {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    dir.path().to_str().expect("utf-8 path")
+}
+
 fn switchboard(args: &[&str]) -> anyhow::Result<String> {
-    let cli = Cli::try_parse_from(std::iter::once("switchboard").chain(args.iter().copied()))?;
+    let cli = Cli::try_parse_from(
+        std::iter::once("switchboard")
+            .chain(args.iter().copied())
+            .chain(["--cache-dir", cache_dir()]),
+    )?;
     let mut out = Vec::new();
     run(cli, &mut out)?;
     Ok(String::from_utf8(out).expect("utf-8 output"))
@@ -35,6 +46,31 @@ fn check_reports_contract_size_and_imports() {
     assert!(report["size"].as_u64().unwrap() < 1 << 20);
     let imports = report["imports"].as_array().unwrap();
     assert!(imports.iter().any(|i| i == "switchboard:rules/host@0.1.0"));
+}
+
+#[test]
+fn a_second_check_reuses_the_first_compile() {
+    let cache = tempfile::tempdir().unwrap();
+    let module = guest_path("after-hours");
+    let command = |cmd: &[&str]| {
+        let args = ["switchboard", "rules"]
+            .into_iter()
+            .chain(cmd.iter().copied())
+            .chain(["--cache-dir", path(cache.path())]);
+        let mut out = Vec::new();
+        run(Cli::try_parse_from(args).unwrap(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let first: serde_json::Value =
+        serde_json::from_str(&command(&["check", path(&module)])).unwrap();
+    assert_eq!(first["cached"], false);
+    let again: serde_json::Value =
+        serde_json::from_str(&command(&["check", path(&module)])).unwrap();
+    assert_eq!(
+        again["cached"], true,
+        "the second load reuses the first compile"
+    );
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
 
 #[test]

@@ -46,6 +46,15 @@ pub enum Command {
         /// addresses (loopback and private ranges are refused unless listed).
         #[arg(long, env = "SWITCHBOARD_WEBHOOK_ALLOW", default_value = "")]
         webhook_allow: String,
+        /// Comma-separated `limit=value` caps on what a tenant admin may raise the sandbox
+        /// limits to (for example `wall_clock_ms=1000,fuel=50000000`); unnamed limits keep
+        /// the engine's maximum.
+        #[arg(long, env = "SWITCHBOARD_LIMIT_CAPS", default_value = "")]
+        limit_caps: String,
+        /// Evaluations one tenant may run at once (default: the number of CPUs, at least 2);
+        /// a tenant's further tickets wait for its own turn, never another tenant's.
+        #[arg(long, env = "SWITCHBOARD_TENANT_EVALUATIONS")]
+        tenant_evaluations: Option<u32>,
     },
     /// Work with rule modules locally.
     #[command(subcommand)]
@@ -63,6 +72,9 @@ pub enum RulesCommand {
         /// Limits as JSON (default: the service's defaults).
         #[arg(long)]
         limits: Option<PathBuf>,
+        /// Where compiled modules are kept.
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Evaluate a module on tickets: one JSON line per ticket with the decision (or error),
     /// fuel used and the rule log.
@@ -80,7 +92,36 @@ pub enum RulesCommand {
         /// Limits as JSON (default: the service's defaults).
         #[arg(long)]
         limits: Option<PathBuf>,
+        /// Where compiled modules are kept.
+        #[command(flatten)]
+        cache: CacheArgs,
     },
+}
+
+/// Where `rules check` and `rules run` keep compiled modules, so that checking a module and
+/// then running it compiles it once.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// Directory for compiled modules (default: `$XDG_CACHE_HOME/switchboard`, else
+    /// `~/.cache/switchboard`).
+    #[arg(long, env = "SWITCHBOARD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn runtime(&self) -> anyhow::Result<Runtime> {
+        let home_cache = || {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|d| d.join("switchboard"))
+        };
+        let cache_dir = self.cache_dir.clone().or_else(home_cache);
+        Ok(Runtime::new(RuntimeConfig {
+            cache_dir,
+            ..RuntimeConfig::default()
+        })?)
+    }
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -159,6 +200,8 @@ struct CheckReport<'a> {
     size_limit: usize,
     sha256: &'a str,
     imports: &'a [String],
+    /// Whether the compiled module came from the cache (it was compiled before).
+    cached: bool,
 }
 
 /// Runs a parsed command, writing results to `out`. Errors are the user's to read.
@@ -169,16 +212,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             data_dir,
             admin_token,
             webhook_allow,
+            limit_caps,
+            tenant_evaluations,
         } => crate::serve::serve(crate::serve::ServeConfig {
             listen,
             data_dir,
             admin_token,
             webhook_allow: crate::webhooks::UrlPolicy::parse(&webhook_allow)?,
+            limit_caps: crate::limits::Limits::parse_caps(&limit_caps)
+                .map_err(|e| anyhow::anyhow!("--limit-caps: {e}"))?,
+            tenant_evaluations,
         })?,
-        Command::Rules(RulesCommand::Check { module, limits }) => {
+        Command::Rules(RulesCommand::Check {
+            module,
+            limits,
+            cache,
+        }) => {
             let limits = load_limits(limits.as_deref())?;
             let bytes = read(&module)?;
-            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let runtime = cache.runtime()?;
             let loaded = runtime
                 .load(&bytes, &limits)
                 .with_context(|| format!("{} is not a valid rule", module.display()))?;
@@ -193,6 +245,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 size_limit: limits.module_bytes,
                 sha256: loaded.sha256(),
                 imports: loaded.imports(),
+                cached: loaded.from_cache(),
             };
             serde_json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
@@ -203,6 +256,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             config,
             calendars,
             limits,
+            cache,
         }) => {
             let limits = load_limits(limits.as_deref())?;
             let config: BTreeMap<String, String> = match &config {
@@ -215,7 +269,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             };
             let tickets = load_tickets(&tickets)?;
             let bytes = read(&module)?;
-            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let runtime = cache.runtime()?;
             let loaded = runtime
                 .load(&bytes, &limits)
                 .with_context(|| format!("{} is not a valid rule", module.display()))?;

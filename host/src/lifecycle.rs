@@ -275,20 +275,93 @@ impl Lifecycle {
             limits,
         };
         let runtime = Arc::clone(&self.runtime);
-        let slot = runtime.slot().await;
+        let slot = runtime.slot(&ctx.tenant).await;
         let results = tokio::task::spawn_blocking(move || {
             let _slot = slot;
+            let mut budget = AnswerBudget::new(DRY_RUN_ANSWER_BYTES);
             events
                 .iter()
                 .map(|event| {
-                    runtime
-                        .evaluate(&module, &ctx, event)
-                        .report(&event.ticket.id)
+                    let eval = runtime.evaluate(&module, &ctx, event);
+                    budget.fit(eval.report(&event.ticket.id))
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(results)
+    }
+}
+
+/// The most bytes of reports one dry-run answer carries. Each report is already bounded by
+/// the tenant's output and log limits, but a hundred of them at raised limits would not be;
+/// past this, a report loses its log, then its decision, keeping its outcome and fuel.
+pub const DRY_RUN_ANSWER_BYTES: usize = 4 << 20;
+
+/// What is left of a dry-run answer's size budget.
+struct AnswerBudget {
+    left: usize,
+}
+
+impl AnswerBudget {
+    fn new(bytes: usize) -> Self {
+        AnswerBudget { left: bytes }
+    }
+
+    fn size(report: &Value) -> usize {
+        serde_json::to_vec(report).map_or(usize::MAX, |v| v.len())
+    }
+
+    /// `report` as it fits in what is left: whole, without its log, or as a summary.
+    fn fit(&mut self, mut report: Value) -> Value {
+        let mut size = Self::size(&report);
+        if size > self.left {
+            let lines = report["log"].as_array().map_or(0, Vec::len);
+            report["log"] = Value::Array(Vec::new());
+            report["log_omitted"] = lines.into();
+            size = Self::size(&report);
+        }
+        if size > self.left {
+            let outcome = match report.get("error") {
+                Some(e) => e["kind"].clone(),
+                None => "decision".into(),
+            };
+            report = serde_json::json!({
+                "ticket": report["ticket"],
+                "omitted": "the dry-run answer reached its size limit",
+                "outcome": outcome,
+                "fuel": report["fuel"],
+            });
+            size = Self::size(&report);
+        }
+        self.left = self.left.saturating_sub(size);
+        report
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_answer_stays_within_its_budget() {
+        let line = serde_json::json!({"level": "info", "message": "x".repeat(1000)});
+        let report = serde_json::json!({
+            "ticket": "T-1",
+            "decision": {"queue": "q".repeat(2000)},
+            "fuel": 7,
+            "log": vec![line; 10],
+        });
+        let whole = AnswerBudget::size(&report);
+        let mut budget = AnswerBudget::new(whole + 3000);
+        assert_eq!(budget.fit(report.clone()), report, "the first fits whole");
+        let second = budget.fit(report.clone());
+        assert_eq!(second["log"], serde_json::json!([]));
+        assert_eq!(second["log_omitted"], 10);
+        assert_eq!(second["decision"], report["decision"]);
+        let third = budget.fit(report.clone());
+        assert_eq!(third["outcome"], "decision");
+        assert_eq!(third["fuel"], 7);
+        assert!(third.get("decision").is_none());
     }
 }

@@ -28,7 +28,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// | `module_bytes` (upload size) | 1 MiB |
 /// | `wall_clock_ms` | 100 ms |
 /// | `input_bytes` (text of the ticket event) | 256 KiB |
-/// | `output_bytes` (text of the decision) | 64 KiB |
+/// | `output_bytes` (text of the decision; each list element counts 8 bytes besides its text) | 64 KiB |
 /// | `log_bytes` (rule log, `log` import and stdout/stderr together; each line counts 32 bytes besides its text) | 16 KiB |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -83,36 +83,88 @@ pub struct LimitOutOfRange {
 }
 
 impl Limits {
+    /// The most the engine can grant for each limit: the default platform caps.
+    pub const MAX: Limits = Limits {
+        fuel: u64::MAX / 2,
+        memory_bytes: MAX_MEMORY_BYTES,
+        module_bytes: MAX_MODULE_BYTES,
+        wall_clock_ms: MAX_WALL_CLOCK.as_millis() as u64,
+        input_bytes: 16 << 20,
+        output_bytes: 16 << 20,
+        log_bytes: 16 << 20,
+    };
+
     /// The wall-clock deadline.
     pub fn wall_clock(&self) -> Duration {
         Duration::from_millis(self.wall_clock_ms)
     }
 
+    fn fields(&self) -> [(&'static str, u64); 7] {
+        [
+            ("fuel", self.fuel),
+            ("memory_bytes", self.memory_bytes),
+            ("module_bytes", self.module_bytes as u64),
+            ("wall_clock_ms", self.wall_clock_ms),
+            ("input_bytes", self.input_bytes as u64),
+            ("output_bytes", self.output_bytes as u64),
+            ("log_bytes", self.log_bytes as u64),
+        ]
+    }
+
     /// Checks every limit against what the engine can grant.
     pub fn validate(&self) -> Result<(), LimitOutOfRange> {
-        let checks: [(&'static str, u64, u64); 7] = [
-            ("fuel", self.fuel, u64::MAX / 2),
-            ("memory_bytes", self.memory_bytes, MAX_MEMORY_BYTES),
-            (
-                "module_bytes",
-                self.module_bytes as u64,
-                MAX_MODULE_BYTES as u64,
-            ),
-            (
-                "wall_clock_ms",
-                self.wall_clock_ms,
-                MAX_WALL_CLOCK.as_millis() as u64,
-            ),
-            ("input_bytes", self.input_bytes as u64, 16 << 20),
-            ("output_bytes", self.output_bytes as u64, 16 << 20),
-            ("log_bytes", self.log_bytes as u64, 16 << 20),
-        ];
-        for (name, value, max) in checks {
-            if value == 0 || value > max {
-                return Err(LimitOutOfRange { name, value, max });
+        self.validate_within(&Limits::MAX)
+    }
+
+    /// Checks every limit against `caps` (the platform's caps, themselves within
+    /// [`Limits::MAX`]).
+    pub fn validate_within(&self, caps: &Limits) -> Result<(), LimitOutOfRange> {
+        for ((name, value), (_, cap)) in self.fields().into_iter().zip(caps.fields()) {
+            if value == 0 || value > cap {
+                return Err(LimitOutOfRange {
+                    name,
+                    value,
+                    max: cap,
+                });
             }
         }
         Ok(())
+    }
+
+    /// Each limit lowered to its cap: what a tenant gets when its settings predate a lower
+    /// platform cap.
+    pub fn capped(&self, caps: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.min(caps.fuel),
+            memory_bytes: self.memory_bytes.min(caps.memory_bytes),
+            module_bytes: self.module_bytes.min(caps.module_bytes),
+            wall_clock_ms: self.wall_clock_ms.min(caps.wall_clock_ms),
+            input_bytes: self.input_bytes.min(caps.input_bytes),
+            output_bytes: self.output_bytes.min(caps.output_bytes),
+            log_bytes: self.log_bytes.min(caps.log_bytes),
+        }
+    }
+
+    /// Platform caps from `name=value` pairs separated by commas (`wall_clock_ms=1000,
+    /// fuel=50000000`); limits not named keep their [`Limits::MAX`].
+    pub fn parse_caps(spec: &str) -> Result<Limits, String> {
+        let mut caps = serde_json::to_value(Limits::MAX).map_err(|e| e.to_string())?;
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("limit cap {pair:?} is not NAME=VALUE"))?;
+            let value: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("limit cap {name}: {value:?} is not a whole number"))?;
+            let slot = caps
+                .get_mut(name.trim())
+                .ok_or_else(|| format!("limit cap {name:?} is not a limit"))?;
+            *slot = value.into();
+        }
+        let caps: Limits = serde_json::from_value(caps).map_err(|e| e.to_string())?;
+        caps.validate().map_err(|e| format!("limit cap: {e}"))?;
+        Ok(caps)
     }
 }
 
@@ -141,5 +193,26 @@ mod tests {
         let l: Limits = serde_json::from_str(r#"{"fuel": 5}"#).unwrap();
         assert_eq!((l.fuel, l.log_bytes), (5, 16 << 10));
         assert!(serde_json::from_str::<Limits>(r#"{"fuel_units": 5}"#).is_err());
+    }
+
+    #[test]
+    fn platform_caps_bound_what_a_tenant_may_set() {
+        let caps = Limits::parse_caps("wall_clock_ms=1000, fuel=50000000").unwrap();
+        assert_eq!((caps.wall_clock_ms, caps.fuel), (1000, 50_000_000));
+        assert_eq!(caps.memory_bytes, MAX_MEMORY_BYTES);
+        let asked = Limits {
+            wall_clock_ms: 5000,
+            ..Limits::default()
+        };
+        let err = asked.validate_within(&caps).unwrap_err();
+        assert_eq!(
+            (err.name, err.value, err.max),
+            ("wall_clock_ms", 5000, 1000)
+        );
+        assert_eq!(asked.capped(&caps).wall_clock_ms, 1000);
+        assert_eq!(Limits::default().validate_within(&caps), Ok(()));
+        for bad in ["wall_clock=5", "fuel=lots", "wall_clock_ms=6000", "fuel"] {
+            assert!(Limits::parse_caps(bad).is_err(), "{bad}");
+        }
     }
 }

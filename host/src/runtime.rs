@@ -9,9 +9,12 @@
 //! CPU-bound: async callers run it on a blocking thread.
 
 mod cache;
+mod compile;
 mod error;
 mod outcome;
 mod sandbox;
+mod slots;
+mod structure;
 mod ticker;
 mod v0_1_0;
 mod validate;
@@ -30,8 +33,11 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
 };
 
+pub use compile::{CompileBudget, Compiler, MAX_CONCURRENT_COMPILES, WORKER_SUBCOMMAND};
 pub use error::{EvalError, EvalFailure, FailureClass, LoadError};
 pub use sandbox::LogLine;
+pub use slots::EvalSlot;
+pub use structure::{Expansion, StructureLimits, check as check_structure};
 
 use crate::limits::{self, Limits};
 use cache::ArtifactCache;
@@ -45,7 +51,7 @@ pub const MAX_CONCURRENT_EVALUATIONS: u32 = 256;
 /// Runtime settings.
 ///
 /// ## Defaults
-/// No artifact cache (every load compiles); 2 MiB of each linear memory kept resident and
+/// No artifact cache (every load compiles), compiled in this process; 2 MiB of each linear memory kept resident and
 /// reset with `PAGEMAP_SCAN` where the kernel has it.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -58,6 +64,10 @@ pub struct RuntimeConfig {
     /// Reset only the pages an evaluation dirtied, found with the `PAGEMAP_SCAN` ioctl
     /// (Linux 6.7+; ignored elsewhere), instead of all `keep_resident_bytes`.
     pub pagemap_scan: bool,
+    /// Where modules are compiled: in a budgeted worker process for untrusted uploads.
+    pub compiler: Compiler,
+    /// Evaluations one tenant may run at once (see [`Runtime::slot`]).
+    pub tenant_evaluations: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +76,8 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             keep_resident_bytes: 2 << 20,
             pagemap_scan: true,
+            compiler: Compiler::InProcess,
+            tenant_evaluations: slots::default_share(),
         }
     }
 }
@@ -200,7 +212,9 @@ pub struct Runtime {
     linker: Linker<State>,
     cache: Option<ArtifactCache>,
     ticker: Ticker,
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: slots::Slots,
+    compiler: Compiler,
+    compiles: compile::Permits,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -219,13 +233,21 @@ impl Drop for Runtime {
 }
 
 fn engine_config(rc: &RuntimeConfig) -> Config {
+    // The pool holds, for each of the evaluation slots, everything one component within the
+    // structural limits can instantiate, so an evaluation holding a slot always finds room:
+    // no rule can take another tenant's share of the pool.
+    let per = StructureLimits::DEFAULT;
+    let n = MAX_CONCURRENT_EVALUATIONS;
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(MAX_CONCURRENT_EVALUATIONS)
-        .total_core_instances(MAX_CONCURRENT_EVALUATIONS * 4)
-        .total_memories(MAX_CONCURRENT_EVALUATIONS * 2)
-        .total_tables(MAX_CONCURRENT_EVALUATIONS * 4)
-        .max_memories_per_component(2)
-        .max_tables_per_component(8)
+    pool.total_component_instances(n)
+        .total_core_instances(n * per.core_instances as u32)
+        .total_memories(n * per.memories as u32)
+        .total_tables(n * per.tables as u32)
+        .max_core_instances_per_component(per.core_instances as u32)
+        .max_memories_per_component(per.memories as u32)
+        .max_memories_per_module(per.memories as u32)
+        .max_tables_per_module(per.tables as u32)
+        .max_tables_per_component(per.tables as u32)
         .max_memory_size(limits::MAX_MEMORY_BYTES as usize)
         .linear_memory_keep_resident(rc.keep_resident_bytes)
         .table_keep_resident(64 << 10)
@@ -247,11 +269,10 @@ fn engine_config(rc: &RuntimeConfig) -> Config {
     config
 }
 
-/// The number of epoch ticks in a wall-clock deadline (rounded up, plus one for the tick in
-/// progress when the evaluation starts).
-fn epoch_ticks(wall: Duration) -> u64 {
-    let tick = limits::EPOCH_TICK.as_nanos();
-    (wall.as_nanos().div_ceil(tick) as u64).max(1) + 1
+/// The `main` of a compile worker process (`switchboard __compile-worker …`); see
+/// [`Compiler::Worker`].
+pub fn compile_worker_main(args: &[String]) -> std::process::ExitCode {
+    compile::worker_main(args, &engine_config(&RuntimeConfig::default()))
 }
 
 /// A deterministic per-evaluation seed: the same event always sees the same random stream.
@@ -311,9 +332,9 @@ impl Runtime {
             linker,
             cache,
             ticker,
-            slots: Arc::new(tokio::sync::Semaphore::new(
-                MAX_CONCURRENT_EVALUATIONS as usize,
-            )),
+            slots: slots::Slots::new(MAX_CONCURRENT_EVALUATIONS, config.tenant_evaluations),
+            compiler: config.compiler,
+            compiles: compile::Permits::new(MAX_CONCURRENT_COMPILES),
         })
     }
 
@@ -332,15 +353,16 @@ impl Runtime {
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::NotAComponent);
         }
+        structure::check(bytes, &StructureLimits::DEFAULT)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
         let cached = self
             .cache
             .as_ref()
             .and_then(|c| c.get(&self.engine, &sha256));
         let from_cache = cached.is_some();
-        let component = match cached {
-            Some(c) => c,
-            None => self.compile(bytes, &sha256)?,
+        let (component, artifact) = match cached {
+            Some(c) => (c, None),
+            None => self.compile(bytes)?,
         };
         let ty = component.component_type();
         let imports: Vec<String> = ty
@@ -364,6 +386,10 @@ impl Runtime {
                 });
             }
         };
+        // Only a module that passed every check is kept on disk.
+        if let (Some(cache), Some(artifact)) = (&self.cache, artifact) {
+            cache.put(&sha256, &artifact)?;
+        }
         Ok(RuleModule {
             inner: Arc::new(ModuleInner {
                 sha256,
@@ -376,18 +402,20 @@ impl Runtime {
         })
     }
 
-    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+    /// Compiles `bytes` (one of [`MAX_CONCURRENT_COMPILES`] at a time), returning the
+    /// component and, when there is a cache to fill, its precompiled artifact.
+    fn compile(&self, bytes: &[u8]) -> Result<(Component, Option<Vec<u8>>), LoadError> {
         let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
-        match &self.cache {
-            Some(cache) => {
-                let artifact = self.engine.precompile_component(bytes).map_err(invalid)?;
-                cache.put(sha256, &artifact)?;
-                cache.get(&self.engine, sha256).ok_or_else(|| {
-                    LoadError::Invalid("the compiled artifact did not load back".into())
-                })
+        let _turn = self.compiles.acquire();
+        let artifact = match &self.compiler {
+            Compiler::InProcess if self.cache.is_none() => {
+                return Ok((Component::new(&self.engine, bytes).map_err(invalid)?, None));
             }
-            None => Component::new(&self.engine, bytes).map_err(invalid),
-        }
+            Compiler::InProcess => self.engine.precompile_component(bytes).map_err(invalid)?,
+            Compiler::Worker { program, budget } => compile::in_worker(program, budget, bytes)?,
+        };
+        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid)?;
+        Ok((component, self.cache.is_some().then_some(artifact)))
     }
 
     /// Whether the artifact cache holds a compiled artifact for `sha256`.
@@ -395,15 +423,12 @@ impl Runtime {
         self.cache.as_ref().is_some_and(|c| c.contains(sha256))
     }
 
-    /// Waits for one of the [`MAX_CONCURRENT_EVALUATIONS`] instance slots. Async callers
-    /// hold one per evaluation in flight, so a burst queues here instead of exhausting the
-    /// pool (which would fail evaluations that did nothing wrong).
-    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the slot semaphore is never closed")
+    /// Waits for `tenant`'s turn and one of the [`MAX_CONCURRENT_EVALUATIONS`] instance
+    /// slots. Async callers hold one per evaluation in flight, so a burst queues here instead
+    /// of exhausting the pool, and a tenant never holds more than its share (the
+    /// `tenant_evaluations` setting) while another tenant waits.
+    pub async fn slot(&self, tenant: &str) -> EvalSlot {
+        self.slots.acquire(tenant).await
     }
 
     /// Evaluates `event` in a fresh instance of `module`.

@@ -12,7 +12,8 @@ use rand::Rng as _;
 use tokio::net::TcpListener;
 
 use crate::api;
-use crate::service::Service;
+use crate::runtime::Compiler;
+use crate::service::{Service, ServiceOptions};
 
 /// Settings of `switchboard serve`.
 #[derive(Debug, Clone)]
@@ -25,6 +26,10 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Where webhooks may go besides public addresses (`--webhook-allow`).
     pub webhook_allow: crate::webhooks::UrlPolicy,
+    /// The most a tenant admin may raise each limit to (`--limit-caps`).
+    pub limit_caps: crate::limits::Limits,
+    /// Evaluations one tenant may run at once (`--tenant-evaluations`).
+    pub tenant_evaluations: Option<u32>,
 }
 
 /// A fresh random platform admin token.
@@ -102,12 +107,17 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
-        let delivery = crate::webhooks::DeliveryConfig {
-            policy: config.webhook_allow.clone(),
-            ..Default::default()
+        let options = ServiceOptions {
+            delivery: crate::webhooks::DeliveryConfig {
+                policy: config.webhook_allow.clone(),
+                ..Default::default()
+            },
+            compiler: Compiler::this_binary()?,
+            limit_caps: config.limit_caps,
+            tenant_evaluations: config.tenant_evaluations,
         };
         let service =
-            tokio::task::spawn_blocking(move || Service::open_with(&data_dir, &token, delivery))
+            tokio::task::spawn_blocking(move || Service::open_with(&data_dir, &token, options))
                 .await??;
         let listener = TcpListener::bind(config.listen).await?;
         tracing::info!(

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::endpoints::Endpoints;
 use crate::lifecycle::Lifecycle;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::runtime::{LoadError, Runtime, RuntimeConfig};
+use crate::runtime::{Compiler, LoadError, Runtime, RuntimeConfig};
 use crate::schedules::Runner;
 use crate::store::{Store, StoreError};
 use crate::tenants::{Tenants, ViewError};
@@ -64,28 +65,66 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// How the service is set up beyond its data directory.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Webhook delivery settings (URL policy, retry schedule).
+    pub delivery: DeliveryConfig,
+    /// Where uploaded modules are compiled; `serve` uses a budgeted worker process.
+    pub compiler: Compiler,
+    /// The most a tenant admin may raise each sandbox limit to.
+    pub limit_caps: Limits,
+    /// Evaluations one tenant may run at once; `None` for the runtime's default.
+    pub tenant_evaluations: Option<u32>,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            delivery: DeliveryConfig::default(),
+            compiler: Compiler::InProcess,
+            limit_caps: Limits::MAX,
+            tenant_evaluations: None,
+        }
+    }
+}
+
 impl Service {
     /// Opens the data directory (`switchboard.redb` and the `artifacts/` cache) and loads
     /// the views. `admin_token` is the platform admin's bearer token.
     pub fn open(data_dir: &Path, admin_token: &str) -> Result<Self, StartError> {
-        Self::open_with(data_dir, admin_token, DeliveryConfig::default())
+        Self::open_with(data_dir, admin_token, ServiceOptions::default())
     }
 
-    /// [`Service::open`] with webhook delivery settings (URL policy, retry schedule).
+    /// [`Service::open`] with options (webhook delivery, compiler, limit caps).
     pub fn open_with(
         data_dir: &Path,
         admin_token: &str,
-        delivery: DeliveryConfig,
+        options: ServiceOptions,
     ) -> Result<Self, StartError> {
+        let ServiceOptions {
+            delivery,
+            compiler,
+            limit_caps,
+            tenant_evaluations,
+        } = options;
         std::fs::create_dir_all(data_dir)?;
         let store = Store::open(&data_dir.join("switchboard.redb"))?;
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             cache_dir: Some(data_dir.join("artifacts")),
+            compiler,
+            tenant_evaluations: tenant_evaluations
+                .unwrap_or(RuntimeConfig::default().tenant_evaluations),
             ..RuntimeConfig::default()
         })?);
         let deliveries = Arc::new(Dispatcher::new(delivery));
         deliveries.recover(&store)?;
-        let tenants = Arc::new(Tenants::load(store.clone(), runtime.clone(), admin_token)?);
+        let tenants = Arc::new(Tenants::load(
+            store.clone(),
+            runtime.clone(),
+            admin_token,
+            limit_caps,
+        )?);
         let metrics = Arc::new(Metrics::default());
         let timers = Arc::new(Scheduler::default());
         let tickets = Tickets::new(

@@ -92,6 +92,7 @@ pub struct Tenants {
     keys: RwLock<HashMap<String, Arc<KeyRecord>>>,
     modules: RwLock<HashMap<String, RuleModule>>,
     admin_token_sha256: [u8; 32],
+    caps: Limits,
 }
 
 impl std::fmt::Debug for Tenants {
@@ -147,8 +148,14 @@ impl From<ViewError> for refusal::Error {
 
 impl Tenants {
     /// Loads every key and tenant of `store`; `admin_token` is the platform admin's token.
-    pub fn load(store: Store, runtime: Arc<Runtime>, admin_token: &str) -> Result<Self, ViewError> {
+    pub fn load(
+        store: Store,
+        runtime: Arc<Runtime>,
+        admin_token: &str,
+        caps: Limits,
+    ) -> Result<Self, ViewError> {
         let tenants = Tenants {
+            caps,
             store,
             runtime,
             tenants: RwLock::default(),
@@ -218,7 +225,7 @@ impl Tenants {
     }
 
     /// Compiles a stored tenant record into its view and caches it if it is newer.
-    pub fn put_tenant(&self, record: TenantRecord) -> Result<Arc<TenantView>, ViewError> {
+    pub fn put_tenant(&self, mut record: TenantRecord) -> Result<Arc<TenantView>, ViewError> {
         let mut calendars = CalendarSet::default();
         for (id, spec) in &record.calendars {
             let calendar = Calendar::new(spec).map_err(|error| ViewError::Calendar {
@@ -232,6 +239,9 @@ impl Tenants {
             Some(v) => Some((v, self.module_for(&record.id, v, &record.settings.limits)?)),
             None => None,
         };
+        // The view holds what the tenant gets: its limits lowered to the platform's caps
+        // (settings stored before a cap was lowered keep their stored values).
+        record.settings.limits = record.settings.limits.capped(&self.caps);
         let view = Arc::new(TenantView {
             calendars: Arc::new(calendars),
             config: Arc::new(record.config.clone()),

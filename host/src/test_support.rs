@@ -57,7 +57,15 @@ impl Fixture {
             })
             .await
             .expect("write the tenant");
-        let tenants = Arc::new(Tenants::load(store.clone(), runtime.clone(), "t").expect("load"));
+        let tenants = Arc::new(
+            Tenants::load(
+                store.clone(),
+                runtime.clone(),
+                "t",
+                crate::limits::Limits::MAX,
+            )
+            .expect("load"),
+        );
         let tickets = Tickets::new(
             store.clone(),
             runtime,

@@ -134,7 +134,7 @@ impl Tickets {
         let runtime = self.runtime.clone();
         let event = Arc::new(event);
         let task_event = event.clone();
-        let slot = runtime.slot().await;
+        let slot = runtime.slot(&ctx.tenant).await;
         let joined = tokio::task::spawn_blocking(move || {
             let eval = runtime.evaluate(&module, &ctx, &task_event);
             drop(slot);

@@ -108,6 +108,30 @@ pub fn guest(package: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// The `switchboard` binary cargo built beside this test (`cargo test --workspace` builds it).
+pub fn switchboard_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join(format!("switchboard{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p switchboard-host` (or run `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+/// The compiler `serve` uses: a budgeted worker process of the `switchboard` binary.
+pub fn compiler() -> switchboard_host::runtime::Compiler {
+    switchboard_host::runtime::Compiler::Worker {
+        program: switchboard_binary(),
+        budget: switchboard_host::runtime::CompileBudget::default(),
+    }
+}
+
 /// Parses an RFC 3339 instant.
 pub fn ts(rfc3339: &str) -> Timestamp {
     rfc3339.parse().expect("valid RFC 3339")
@@ -129,3 +153,4 @@ pub fn created(json: serde_json::Value) -> TicketEvent {
 pub mod receiver;
 pub mod routes;
 pub mod server;
+pub mod wat;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_host::service::Service;
+use switchboard_host::service::{Service, ServiceOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -435,9 +435,26 @@ impl TestServer {
         data_dir: &Path,
         delivery: switchboard_host::webhooks::DeliveryConfig,
     ) -> Result<TestServer, StartError> {
+        let options = ServiceOptions {
+            delivery,
+            ..ServiceOptions::default()
+        };
+        Self::try_start_options(data_dir, options).await
+    }
+
+    /// Like [`TestServer::try_start`], with all service options. Uploads are compiled by a
+    /// worker process of the `switchboard` binary, as `serve` does.
+    pub async fn try_start_options(
+        data_dir: &Path,
+        options: ServiceOptions,
+    ) -> Result<TestServer, StartError> {
         let dir = data_dir.to_owned();
+        let options = ServiceOptions {
+            compiler: crate::compiler(),
+            ..options
+        };
         let service =
-            tokio::task::spawn_blocking(move || Service::open_with(&dir, ADMIN_TOKEN, delivery))
+            tokio::task::spawn_blocking(move || Service::open_with(&dir, ADMIN_TOKEN, options))
                 .await
                 .expect("open task")?;
         let closed = Box::pin(service.store.closed());

@@ -12,6 +12,20 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Precompiled};
 
+/// Loads an artifact that this binary compiled: written by [`ArtifactCache::put`], or just
+/// produced by `Engine::precompile_component` here or in a compile worker of this binary.
+pub(crate) fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: every caller passes bytes from `Engine::precompile_component` of this binary with
+    // the engine settings of `engine` (in a worker process, the same settings but for the
+    // allocation strategy, which artifacts do not depend on): the cache checks its file's
+    // sha256 and engine tag first, and a worker's artifact comes straight from its stdout.
+    // wasmtime additionally checks the header and the engine settings it records.
+    #[allow(unsafe_code)]
+    unsafe {
+        Component::deserialize(engine, artifact)
+    }
+}
+
 /// An on-disk cache of compiled components.
 #[derive(Debug, Clone)]
 pub(crate) struct ArtifactCache {
@@ -46,14 +60,11 @@ impl ArtifactCache {
             tracing::warn!(path = %path.display(), "ignoring a corrupt cached artifact");
             return None;
         }
-        // SAFETY: `body` was produced by `Engine::precompile_component` of an engine with the
-        // same compatibility hash (it is in the file name), written by `put` below into the
+        // `body` was produced by `Engine::precompile_component` of an engine with the same
+        // compatibility hash (it is in the file name), written by `put` below into the
         // service's own data directory, and its sha256 (written beside it) still matches, so
-        // it is exactly the artifact this process family wrote. wasmtime additionally checks
-        // the header and engine settings.
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(engine, body) };
-        match component {
+        // it is exactly the artifact this process family wrote.
+        match deserialize(engine, body) {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached artifact");

@@ -51,6 +51,22 @@ pub enum LoadError {
     /// It does not export a `route` function with the contract's signature.
     #[error("the component does not implement the rule contract: {0}")]
     NotARule(String),
+    /// Its structure is past a limit checked before compiling (see
+    /// [`StructureLimits`](super::StructureLimits)).
+    #[error(
+        "the component is too complex to compile safely: {what} is {value}, the limit is {limit}"
+    )]
+    TooComplex {
+        /// Which structural limit.
+        what: &'static str,
+        /// What the component has.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Compiling it ran past the compile budget (time or memory) and was stopped.
+    #[error("compiling the component ran past its budget and was stopped: {0}")]
+    CompileBudget(String),
     /// The artifact cache could not be written or read.
     #[error("artifact cache: {0}")]
     Cache(#[from] std::io::Error),
@@ -67,6 +83,8 @@ impl LoadError {
             LoadError::ForbiddenImport { .. } => "forbidden_import",
             LoadError::UnsupportedContract { .. } => "unsupported_contract",
             LoadError::NotARule(_) => "not_a_rule",
+            LoadError::TooComplex { .. } => "too_complex",
+            LoadError::CompileBudget(_) => "compile_budget",
             LoadError::Cache(_) => "artifact_cache",
         }
     }
@@ -119,6 +137,17 @@ pub enum EvalFailure {
         /// Size of the output.
         size: u64,
         /// The limit.
+        limit: u64,
+    },
+    /// The rule handed the host a value (its answer, or a host call's argument) bigger than
+    /// the host will copy; wasmtime refused it while lifting, so nothing was copied. Reported
+    /// with the kind `output_limit`.
+    #[error(
+        "output too large: the rule handed the host a value needing more than {limit} bytes of host memory (its answer or a host call's argument); it was refused before it was copied"
+    )]
+    #[serde(rename = "output_limit")]
+    CopyLimit {
+        /// The most host memory one value may take.
         limit: u64,
     },
     /// The rule wrote more to its log than allowed.
@@ -190,7 +219,7 @@ impl EvalFailure {
             EvalFailure::MemoryLimit { .. } => "memory_limit",
             EvalFailure::StackOverflow { .. } => "stack_overflow",
             EvalFailure::InputLimit { .. } => "input_limit",
-            EvalFailure::OutputLimit { .. } => "output_limit",
+            EvalFailure::OutputLimit { .. } | EvalFailure::CopyLimit { .. } => "output_limit",
             EvalFailure::LogLimit { .. } => "log_limit",
             EvalFailure::Trap { .. } => "trap",
             EvalFailure::RuleError { .. } => "rule_error",
@@ -208,6 +237,7 @@ impl EvalFailure {
             | EvalFailure::StackOverflow { .. }
             | EvalFailure::InputLimit { .. }
             | EvalFailure::OutputLimit { .. }
+            | EvalFailure::CopyLimit { .. }
             | EvalFailure::LogLimit { .. } => FailureClass::Limit,
             EvalFailure::Trap { .. } => FailureClass::Trap,
             EvalFailure::RuleError { .. } => FailureClass::Reported,

@@ -5,13 +5,47 @@
 
 use super::*;
 
-/// Sets the fuel budget and the wall-clock deadline for one call.
+/// Sets the fuel budget, the wall-clock deadline and the copy budget for one call.
+///
+/// The deadline is a time, not a count of ticks: each epoch tick only makes the rule check the
+/// clock. Counting ticks stretched the deadline 3–4 times when a saturated machine woke the
+/// ticker late.
 pub(super) fn arm(store: &mut Store<State>, limits: &Limits) {
     store
         .set_fuel(limits.fuel)
         .expect("fuel is enabled in the engine config");
-    store.set_epoch_deadline(epoch_ticks(limits.wall_clock()));
-    store.epoch_deadline_trap();
+    let deadline = Instant::now() + limits.wall_clock();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
+    });
+    store.set_hostcall_fuel(copy_budget(limits));
+}
+
+/// The most host memory one value lifted out of the rule may take: its answer, or one host
+/// call's arguments. wasmtime charges it while lifting, before anything is copied, counting
+/// each list element at its host size. An answer within `output_bytes` (where each list
+/// element counts 8 bytes besides its text) needs at most 8 times that, since no element of
+/// the contract is bigger than 64 bytes on the host; a log line needs at most `log_bytes`.
+pub(super) fn copy_budget(limits: &Limits) -> usize {
+    limits
+        .output_bytes
+        .saturating_mul(8)
+        .max(limits.log_bytes)
+        .saturating_add(4096)
+}
+
+/// Whether `e` is wasmtime's refusal to copy past the copy budget (its error type is private,
+/// so its message is matched; `tests/sandbox.rs` keeps the match honest).
+fn is_copy_refusal(e: &wasmtime::Error) -> bool {
+    e.chain().any(|c| {
+        c.to_string()
+            .contains("fuel allocated for hostcalls has been exhausted")
+    })
 }
 
 pub(super) fn input_too_large(ctx: &EvalContext, event: &TicketEvent) -> Option<EvalFailure> {
@@ -126,6 +160,11 @@ pub(super) fn classify_trap(
             LimitHit::Sleep => EvalFailure::Trap {
                 message: hit.to_string(),
             },
+        };
+    }
+    if is_copy_refusal(e) {
+        return EvalFailure::CopyLimit {
+            limit: copy_budget(limits) as u64,
         };
     }
     if let Some(requested) = memory_denied {

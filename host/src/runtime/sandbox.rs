@@ -159,10 +159,7 @@ impl State {
             config,
             calendars,
             log: Arc::new(Mutex::new(RuleLog::new(log_limit))),
-            limiter: MemoryLimiter {
-                limit: memory_limit,
-                denied: None,
-            },
+            limiter: MemoryLimiter::new(memory_limit),
             event_time,
             seed,
             wasi: None,
@@ -213,39 +210,91 @@ impl WasiView for State {
     }
 }
 
-/// Refuses memory growth past the tenant's limit, remembering what was asked for.
+/// Refuses growth past the tenant's memory limit, counted over *all* of an instance's linear
+/// memories and tables together (a component with two memories gets the limit once, not
+/// twice), remembering what was asked for.
 pub(crate) struct MemoryLimiter {
     limit: u64,
+    /// Bytes granted so far: every memory's size plus every table's elements.
+    used: u64,
+    /// The last growth granted, taken back if the growth then fails.
+    last_grant: u64,
+    table_elements: u64,
     pub(crate) denied: Option<u64>,
 }
 
-/// Most table elements a rule may have (function tables of ordinary guests hold hundreds).
-const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Most table elements a rule may have, over all its tables (function tables of ordinary
+/// guests hold hundreds).
+const MAX_TABLE_ELEMENTS: u64 = 100_000;
+
+/// Bytes one table element counts against the memory limit (wasmtime stores a pointer).
+const TABLE_ELEMENT_BYTES: u64 = 8;
+
+impl MemoryLimiter {
+    pub(crate) fn new(limit: u64) -> Self {
+        MemoryLimiter {
+            limit,
+            used: 0,
+            last_grant: 0,
+            table_elements: 0,
+            denied: None,
+        }
+    }
+
+    fn grant(&mut self, more: u64) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_add(more);
+        if total > self.limit {
+            self.denied = Some(total);
+            return Err(wasmtime::Error::new(LimitHit::Memory {
+                requested: total,
+                limit: self.limit,
+            }));
+        }
+        self.used = total;
+        self.last_grant = more;
+        Ok(true)
+    }
+}
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.denied = Some(desired as u64);
-            return Err(wasmtime::Error::new(LimitHit::Memory {
-                requested: desired as u64,
-                limit: self.limit,
-            }));
-        }
-        Ok(true)
+        self.grant((desired as u64).saturating_sub(current as u64))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.used = self
+            .used
+            .saturating_sub(std::mem::take(&mut self.last_grant));
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        let more = (desired as u64).saturating_sub(current as u64);
+        if self.table_elements.saturating_add(more) > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.grant(more * TABLE_ELEMENT_BYTES)?;
+        self.table_elements += more;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        let bytes = std::mem::take(&mut self.last_grant);
+        self.used = self.used.saturating_sub(bytes);
+        self.table_elements = self
+            .table_elements
+            .saturating_sub(bytes / TABLE_ELEMENT_BYTES);
+        Ok(())
     }
 }
 
@@ -401,5 +450,36 @@ mod tests {
         }
         assert_eq!(written, limit / (2 + LINE_COST));
         assert!(log.finish().len() <= limit / (2 + LINE_COST) + 1);
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_is_shared_by_all_memories_and_tables() {
+        let page = 64 << 10;
+        let mut l = MemoryLimiter::new(10 * page as u64);
+        assert!(l.memory_growing(0, 6 * page, None).unwrap());
+        // A second memory of the same size would fit alone, not beside the first.
+        let err = l.memory_growing(0, 6 * page, None).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<LimitHit>(),
+            Some(&LimitHit::Memory {
+                requested: 12 * page as u64,
+                limit: 10 * page as u64
+            })
+        );
+        assert!(l.memory_growing(0, 3 * page, None).unwrap());
+        // Table elements count too: 3 pages used by memory 2 leave one page, 8192 elements.
+        assert!(l.table_growing(0, 8192, None).unwrap());
+        assert!(l.table_growing(8192, 8193, None).is_err());
+        // A growth that wasmtime could not carry out is given back.
+        let mut l = MemoryLimiter::new(4 * page as u64);
+        assert!(l.memory_growing(0, 4 * page, None).unwrap());
+        l.memory_grow_failed(wasmtime::Error::msg("mmap failed"))
+            .unwrap();
+        assert!(l.memory_growing(0, 4 * page, None).unwrap());
     }
 }

@@ -184,7 +184,8 @@ pub(crate) fn event_to_wit(e: &m::TicketEvent) -> wit::TicketEvent {
     }
 }
 
-/// Bytes of text in a decision, the measure of the output limit.
+/// Bytes of text in a decision, the measure of the output limit. Each list element counts
+/// 8 bytes besides its text, so a list of a million empty tags is not free.
 pub(crate) fn decision_size(d: &wit::Decision) -> usize {
     d.queue.len()
         + d.reason.len()
@@ -193,7 +194,7 @@ pub(crate) fn decision_size(d: &wit::Decision) -> usize {
             .iter()
             .map(|e| e.label.len() + e.notify.len() + 8)
             .sum::<usize>()
-        + d.tags.iter().map(String::len).sum::<usize>()
+        + d.tags.iter().map(|t| t.len() + 8).sum::<usize>()
 }
 
 /// Bytes of text in a rule error.

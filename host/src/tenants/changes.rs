@@ -196,7 +196,7 @@ impl Tenants {
     ) -> Result<SettingsOutcome> {
         settings
             .limits
-            .validate()
+            .validate_within(&self.caps)
             .map_err(|e| Refusal::invalid("invalid_limits", format!("`limits`: {e}")))?;
         if !(1..=100).contains(&settings.at_risk_percent) {
             return Err(

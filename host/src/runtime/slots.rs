@@ -1,0 +1,88 @@
+//! Evaluation slots, shared fairly between tenants. Evaluations are CPU-bound, so a tenant
+//! whose rule spins to its deadline on every ticket would, with a plain global semaphore, hold
+//! every slot and every core while other tenants' tickets queued behind it. Each tenant gets
+//! its own share (about one evaluation per core): its further tickets wait in its own FIFO
+//! queue, and a slot of the global pool (sized so the instance pool never runs out) is taken
+//! only once the tenant's turn has come. One tenant's slow rule then costs its own tickets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The default share of one tenant: the number of CPUs, at least 2.
+pub(super) fn default_share() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() as u32)
+        .max(2)
+}
+
+/// The global pool and each tenant's share of it.
+#[derive(Debug)]
+pub(super) struct Slots {
+    global: Arc<Semaphore>,
+    share: u32,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// One evaluation's turn: a place in its tenant's share and a slot of the pool.
+#[derive(Debug)]
+pub struct EvalSlot {
+    _global: OwnedSemaphorePermit,
+    _tenant: OwnedSemaphorePermit,
+}
+
+impl Slots {
+    pub(super) fn new(total: u32, share: u32) -> Self {
+        Slots {
+            global: Arc::new(Semaphore::new(total as usize)),
+            share: share.clamp(1, total),
+            tenants: Mutex::default(),
+        }
+    }
+
+    fn tenant(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        tenants
+            .entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.share as usize)))
+            .clone()
+    }
+
+    pub(super) async fn acquire(&self, tenant: &str) -> EvalSlot {
+        let own = self.tenant(tenant);
+        let tenant = own.acquire_owned().await.expect("never closed");
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        EvalSlot {
+            _global: global,
+            _tenant: tenant,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_tenant_waits_for_its_own_share_only() {
+        let slots = Slots::new(8, 2);
+        let a1 = slots.acquire("a").await;
+        let _a2 = slots.acquire("a").await;
+        // A third evaluation of `a` waits...
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), slots.acquire("a"));
+        assert!(waiting.await.is_err(), "tenant a got more than its share");
+        // ...while `b` gets a slot at once.
+        let b = tokio::time::timeout(std::time::Duration::from_millis(50), slots.acquire("b"));
+        assert!(b.await.is_ok(), "tenant b waited behind tenant a");
+        drop(a1);
+        let again = tokio::time::timeout(std::time::Duration::from_millis(50), slots.acquire("a"));
+        assert!(again.await.is_ok(), "a freed share was not given back");
+    }
+}
