@@ -112,7 +112,7 @@ fn limit_errors_say_which_limit_and_how_much() {
     let eval = rt.evaluate(&hostile, &ctx(), &hostile_event("huge-output"));
     match failure(&eval) {
         EvalFailure::CopyLimit { limit } => {
-            assert_eq!(*limit, 8 * limits.output_bytes as u64 + 4096);
+            assert_eq!(*limit, limits.output_bytes as u64 + 3 * 64 * 64 + 4096);
         }
         other => panic!("expected an output limit, got {other}"),
     }

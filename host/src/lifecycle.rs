@@ -276,20 +276,37 @@ impl Lifecycle {
         };
         let runtime = Arc::clone(&self.runtime);
         let slot = runtime.slot(&ctx.tenant).await;
+        // A caller that gives up (a timeout, a closed connection) stops the run at the next
+        // ticket instead of leaving it to evaluate the rest for no one.
+        let cancel = Cancel::default();
+        let cancelled = cancel.0.clone();
         let results = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut budget = AnswerBudget::new(DRY_RUN_ANSWER_BYTES);
-            events
-                .iter()
-                .map(|event| {
-                    let eval = runtime.evaluate(&module, &ctx, event);
-                    budget.fit(eval.report(&event.ticket.id))
-                })
-                .collect::<Vec<_>>()
+            let mut results = Vec::with_capacity(events.len());
+            for event in &events {
+                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let eval = runtime.evaluate(&module, &ctx, event);
+                results.push(budget.fit(eval, &event.ticket.id));
+            }
+            results
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
+        drop(cancel);
         Ok(results)
+    }
+}
+
+/// Set when the dry run's caller is gone.
+#[derive(Default)]
+struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -303,23 +320,45 @@ struct AnswerBudget {
     left: usize,
 }
 
+/// Counts the bytes of JSON written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The size of `value` as JSON, without building the JSON.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).map_or(usize::MAX, |()| counter.0)
+}
+
 impl AnswerBudget {
     fn new(bytes: usize) -> Self {
         AnswerBudget { left: bytes }
     }
 
-    fn size(report: &Value) -> usize {
-        serde_json::to_vec(report).map_or(usize::MAX, |v| v.len())
-    }
-
-    /// `report` as it fits in what is left: whole, without its log, or as a summary.
-    fn fit(&mut self, mut report: Value) -> Value {
-        let mut size = Self::size(&report);
-        if size > self.left {
-            let lines = report["log"].as_array().map_or(0, Vec::len);
-            report["log"] = Value::Array(Vec::new());
-            report["log_omitted"] = lines.into();
-            size = Self::size(&report);
+    /// The report of `eval` as it fits in what is left: whole, without its log (measured
+    /// before it is turned into JSON, so a log that does not fit costs nothing more), or as a
+    /// summary.
+    fn fit(&mut self, mut eval: crate::runtime::Evaluation, id: &str) -> Value {
+        let log = std::mem::take(&mut eval.log);
+        let mut report = eval.report(id);
+        let mut size = json_size(&report);
+        let log_size = json_size(&log);
+        if size.saturating_add(log_size) <= self.left {
+            report["log"] = serde_json::to_value(&log).unwrap_or_default();
+            size += log_size;
+        } else {
+            report["log_omitted"] = log.len().into();
+            size = json_size(&report);
         }
         if size > self.left {
             let outcome = match report.get("error") {
@@ -327,12 +366,12 @@ impl AnswerBudget {
                 None => "decision".into(),
             };
             report = serde_json::json!({
-                "ticket": report["ticket"],
+                "ticket": id,
                 "omitted": "the dry-run answer reached its size limit",
                 "outcome": outcome,
                 "fuel": report["fuel"],
             });
-            size = Self::size(&report);
+            size = json_size(&report);
         }
         self.left = self.left.saturating_sub(size);
         report
@@ -342,24 +381,44 @@ impl AnswerBudget {
 #[cfg(test)]
 mod answer_tests {
     use super::*;
+    use crate::runtime::{Evaluation, LogLine};
+    use switchboard_rules::LogLevel;
+    use switchboard_rules::model::{Decision, Party, Priority};
+
+    fn eval() -> Evaluation {
+        let line = LogLine {
+            level: LogLevel::Info,
+            message: "x".repeat(1000),
+        };
+        Evaluation {
+            outcome: Ok(Decision {
+                queue: "q".repeat(100),
+                party: Party::Msp,
+                tier: 1,
+                priority: Priority::P3,
+                sla: Vec::new(),
+                escalations: Vec::new(),
+                tags: Vec::new(),
+                reason: "r".repeat(2000),
+            }),
+            fuel_used: 7,
+            elapsed: std::time::Duration::ZERO,
+            log: vec![line; 10],
+        }
+    }
 
     #[test]
     fn a_dry_run_answer_stays_within_its_budget() {
-        let line = serde_json::json!({"level": "info", "message": "x".repeat(1000)});
-        let report = serde_json::json!({
-            "ticket": "T-1",
-            "decision": {"queue": "q".repeat(2000)},
-            "fuel": 7,
-            "log": vec![line; 10],
-        });
-        let whole = AnswerBudget::size(&report);
-        let mut budget = AnswerBudget::new(whole + 3000);
-        assert_eq!(budget.fit(report.clone()), report, "the first fits whole");
-        let second = budget.fit(report.clone());
+        let whole = eval().report("T-1");
+        let size = json_size(&whole);
+        assert_eq!(size, serde_json::to_vec(&whole).unwrap().len());
+        let mut budget = AnswerBudget::new(size + 3000);
+        assert_eq!(budget.fit(eval(), "T-1"), whole, "the first fits whole");
+        let second = budget.fit(eval(), "T-1");
         assert_eq!(second["log"], serde_json::json!([]));
         assert_eq!(second["log_omitted"], 10);
-        assert_eq!(second["decision"], report["decision"]);
-        let third = budget.fit(report.clone());
+        assert_eq!(second["decision"], whole["decision"]);
+        let third = budget.fit(eval(), "T-1");
         assert_eq!(third["outcome"], "decision");
         assert_eq!(third["fuel"], 7);
         assert!(third.get("decision").is_none());

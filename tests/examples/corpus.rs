@@ -18,6 +18,7 @@ fn main() -> std::io::Result<()> {
         ("many-instances", many_instances(1023)),
         ("many-memories", many_memories(3)),
         ("slow-to-compile", slow_to_compile(5000, 5000)),
+        ("slow-to-compile-2", slow_to_compile(5000, 5001)),
         ("spin", wat_rule(Some("spin"))),
         ("two-memories", wat_rule(Some("two-memories"))),
         ("huge-tags", wat_rule(Some("huge-tags"))),

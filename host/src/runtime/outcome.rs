@@ -27,16 +27,17 @@ pub(super) fn arm(store: &mut Store<State>, limits: &Limits) {
 }
 
 /// The most host memory one value lifted out of the rule may take: its answer, or one host
-/// call's arguments. wasmtime charges it while lifting, before anything is copied, counting
-/// each list element at its host size. An answer within `output_bytes` (where each list
-/// element counts 8 bytes besides its text) needs at most 8 times that, since no element of
-/// the contract is bigger than 64 bytes on the host; a log line needs at most `log_bytes`.
+/// call's arguments. wasmtime charges it while lifting, before anything is copied: each
+/// string at its length, each list element at its host size. A decision that could be valid
+/// has at most 64 elements in each of its three lists (64 bytes each on the host at most) and
+/// at most `output_bytes` of text; a log line at most `log_bytes`. Anything bigger is refused
+/// without being copied.
 pub(super) fn copy_budget(limits: &Limits) -> usize {
+    const LIST_ELEMENTS: usize = 3 * switchboard_rules::model::MAX_DECISION_ITEMS * 64;
     limits
         .output_bytes
-        .saturating_mul(8)
         .max(limits.log_bytes)
-        .saturating_add(4096)
+        .saturating_add(LIST_ELEMENTS + 4096)
 }
 
 /// Whether `e` is wasmtime's refusal to copy past the copy budget (its error type is private,
