@@ -96,6 +96,20 @@ fn structural_bombs_are_refused_before_compiling_and_leave_nothing_on_disk() {
     assert_eq!(files_in(cache.path()).len(), 1);
 }
 
+#[test]
+fn ordinary_guests_are_far_within_the_structural_limits() {
+    let limits = StructureLimits::DEFAULT;
+    for name in switchboard_tests::GUESTS {
+        let e = switchboard_host::runtime::check_structure(&guest(name), &limits).unwrap();
+        println!("{name}: {e:?}");
+        assert!(
+            e.core_instances * 4 <= limits.core_instances,
+            "{name}: {e:?}"
+        );
+        assert!(e.memories < limits.memories, "{name}: {e:?}");
+    }
+}
+
 fn worker_runtime(budget: CompileBudget, cache: &std::path::Path) -> Runtime {
     Runtime::new(RuntimeConfig {
         cache_dir: Some(cache.to_owned()),
