@@ -41,7 +41,7 @@ pub use structure::{Expansion, StructureLimits, check as check_structure};
 
 use crate::limits::{self, Limits};
 use cache::ArtifactCache;
-use outcome::{Raw, arm, classify_trap, failed, finish, input_too_large};
+use outcome::{Raw, arm, classify_trap, failed, finish, input_too_large, watch_deadline};
 use sandbox::{LimitHit, State};
 use ticker::Ticker;
 
@@ -502,6 +502,7 @@ impl Runtime {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        watch_deadline(&mut store);
         arm(&mut store, limits);
         store
     }

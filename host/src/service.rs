@@ -110,13 +110,15 @@ impl Service {
         } = options;
         std::fs::create_dir_all(data_dir)?;
         let store = Store::open(&data_dir.join("switchboard.redb"))?;
-        let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        let mut runtime_config = RuntimeConfig {
             cache_dir: Some(data_dir.join("artifacts")),
             compiler,
-            tenant_evaluations: tenant_evaluations
-                .unwrap_or(RuntimeConfig::default().tenant_evaluations),
             ..RuntimeConfig::default()
-        })?);
+        };
+        if let Some(share) = tenant_evaluations {
+            runtime_config.tenant_evaluations = share;
+        }
+        let runtime = Arc::new(Runtime::new(runtime_config)?);
         let deliveries = Arc::new(Dispatcher::new(delivery));
         deliveries.recover(&store)?;
         let tenants = Arc::new(Tenants::load(

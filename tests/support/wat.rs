@@ -47,10 +47,15 @@ pub fn componentize(core_wat: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("componentize: {e:#}"))
 }
 
+/// The text of the well-behaved base rule.
+fn base_rule() -> String {
+    std::fs::read_to_string(wat_dir().join("rule.wat")).expect("read rule.wat")
+}
+
 /// The base WAT rule with the variant `tests/guests/wat/{name}.wat` spliced in (`None`: the
 /// well-behaved base), as a component.
 pub fn wat_rule(name: Option<&str>) -> Vec<u8> {
-    let base = std::fs::read_to_string(wat_dir().join("rule.wat")).expect("read rule.wat");
+    let base = base_rule();
     let text = match name {
         None => base,
         Some(name) => {
@@ -81,8 +86,7 @@ pub fn slow_to_compile(locals: usize, blocks: usize) -> Vec<u8> {
         );
     }
     f.push_str(" (local.get 1))");
-    let base = std::fs::read_to_string(wat_dir().join("rule.wat")).expect("read rule.wat");
-    componentize(&base.replace(";; @items", &f))
+    componentize(&base_rule().replace(";; @items", &f))
 }
 
 /// A component of `levels` nested components, each instantiating the one below twice, over a

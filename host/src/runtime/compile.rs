@@ -7,7 +7,7 @@
 //! the parent deserializes with the same engine settings.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -144,7 +144,7 @@ pub(super) fn worker_config(service: &Config) -> Config {
 
 /// Compiles `bytes` in a worker process under `budget`; returns the precompiled artifact.
 pub(super) fn in_worker(
-    program: &PathBuf,
+    program: &Path,
     budget: &CompileBudget,
     bytes: &[u8],
 ) -> Result<Vec<u8>, LoadError> {

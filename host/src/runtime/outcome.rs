@@ -5,24 +5,27 @@
 
 use super::*;
 
-/// Sets the fuel budget, the wall-clock deadline and the copy budget for one call.
-///
-/// The deadline is a time, not a count of ticks: each epoch tick only makes the rule check the
-/// clock. Counting ticks stretched the deadline 3–4 times when a saturated machine woke the
+/// Installs, once per store, the check each epoch tick runs: the deadline is a time, not a
+/// count of ticks, so a tick only makes the rule compare the clock with the deadline `arm`
+/// set. Counting ticks stretched the deadline 3–4 times when a saturated machine woke the
 /// ticker late.
-pub(super) fn arm(store: &mut Store<State>, limits: &Limits) {
-    store
-        .set_fuel(limits.fuel)
-        .expect("fuel is enabled in the engine config");
-    let deadline = Instant::now() + limits.wall_clock();
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+pub(super) fn watch_deadline(store: &mut Store<State>) {
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline {
             Err(Trap::Interrupt.into())
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))
         }
     });
+}
+
+/// Sets the fuel budget, the wall-clock deadline and the copy budget for one call.
+pub(super) fn arm(store: &mut Store<State>, limits: &Limits) {
+    store
+        .set_fuel(limits.fuel)
+        .expect("fuel is enabled in the engine config");
+    store.data_mut().deadline = Instant::now() + limits.wall_clock();
+    store.set_epoch_deadline(1);
     store.set_hostcall_fuel(copy_budget(limits));
 }
 

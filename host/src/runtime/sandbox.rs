@@ -140,6 +140,8 @@ pub(crate) struct State {
     pub(crate) calendars: Arc<CalendarSet>,
     pub(crate) log: SharedLog,
     pub(crate) limiter: MemoryLimiter,
+    /// When the running call's wall clock runs out (set by `arm` before each call).
+    pub(crate) deadline: std::time::Instant,
     event_time: Timestamp,
     seed: u64,
     wasi: Option<WasiCtx>,
@@ -160,6 +162,7 @@ impl State {
             calendars,
             log: Arc::new(Mutex::new(RuleLog::new(log_limit))),
             limiter: MemoryLimiter::new(memory_limit),
+            deadline: std::time::Instant::now(),
             event_time,
             seed,
             wasi: None,

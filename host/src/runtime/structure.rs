@@ -84,7 +84,6 @@ impl Expansion {
 enum Frame {
     Module {
         own: Expansion,
-        functions: u64,
     },
     Component {
         /// Cost of instantiating each entry of the core module index space (`None`: imported or
@@ -96,13 +95,9 @@ enum Frame {
     },
 }
 
-fn too_complex(what: &'static str, value: u64, limit: u64) -> LoadError {
-    LoadError::TooComplex { what, value, limit }
-}
-
 fn over(what: &'static str, value: u64, limit: u64) -> Result<(), LoadError> {
     if value > limit {
-        return Err(too_complex(what, value, limit));
+        return Err(LoadError::TooComplex { what, value, limit });
     }
     Ok(())
 }
@@ -167,7 +162,6 @@ pub fn check(bytes: &[u8], limits: &StructureLimits) -> Result<Expansion, LoadEr
                         core_instances: 1,
                         ..Expansion::default()
                     },
-                    functions: 0,
                 },
                 wasmparser::Encoding::Component => Frame::Component {
                     modules: Vec::new(),
@@ -180,7 +174,7 @@ pub fn check(bytes: &[u8], limits: &StructureLimits) -> Result<Expansion, LoadEr
                     .pop()
                     .ok_or_else(|| LoadError::Invalid("malformed module: unbalanced end".into()))?;
                 let (own, is_module) = match frame {
-                    Frame::Module { own, .. } => (own, true),
+                    Frame::Module { own } => (own, true),
                     Frame::Component { own, .. } => (own, false),
                 };
                 match stack.last_mut() {
@@ -241,9 +235,8 @@ fn visit(payload: Payload<'_>, stack: &mut [Frame], l: &StructureLimits) -> Resu
         (Frame::Module { own, .. }, Payload::TableSection(s)) => {
             own.tables = own.tables.saturating_add(u64::from(s.count()));
         }
-        (Frame::Module { functions, .. }, Payload::FunctionSection(s)) => {
-            *functions = u64::from(s.count());
-            over("functions", *functions, l.functions)?;
+        (Frame::Module { .. }, Payload::FunctionSection(s)) => {
+            over("functions", u64::from(s.count()), l.functions)?;
         }
         (Frame::Module { .. }, Payload::CodeSectionEntry(body)) => check_function(&body, l)?,
         (Frame::Component { modules, own, .. }, Payload::InstanceSection(s)) => {
