@@ -442,7 +442,7 @@ async fn uploads_are_validated_and_limited() {
     let mut big = b"\0asm\x0d\0\x01\0".to_vec();
     big.resize((1 << 20) + 1, 0);
     let mut huge = b"\0asm".to_vec();
-    huge.resize((16 << 20) + 2, 0);
+    huge.resize((32 << 20) + 2, 0);
     let mut garbage_component = b"\0asm\x0d\0\x01\0".to_vec();
     garbage_component.extend_from_slice(b"this is not a component section");
     let cases: Vec<(Option<&'static str>, Vec<u8>, u16, &str)> = vec![
@@ -480,7 +480,7 @@ async fn uploads_are_validated_and_limited() {
         ),
         (
             Some("application/wasm"),
-            guest("network-exfil"),
+            switchboard_tests::wat::importing("wasi:http/incoming-handler@0.2.3"),
             422,
             "forbidden_import",
         ),

@@ -8,7 +8,7 @@ use serde_json::json;
 use switchboard_host::runtime::{CompileBudget, Compiler, LoadError, StructureLimits};
 use switchboard_host::{EvalContext, EvalFailure, Limits, Runtime, RuntimeConfig};
 use switchboard_tests::wat::{
-    many_instances, many_memories, nested_instantiation, slow_to_compile, wat_rule,
+    importing, many_instances, many_memories, nested_instantiation, slow_to_compile, wat_rule,
 };
 use switchboard_tests::{created, guest, switchboard_binary};
 
@@ -87,7 +87,7 @@ fn structural_bombs_are_refused_before_compiling_and_leave_nothing_on_disk() {
     assert_eq!(limits.core_instances, 32);
     // A rule refused after compiling (a forbidden import) leaves no artifact either.
     let err = rt
-        .load(&guest("network-exfil"), &Limits::default())
+        .load(&importing("wasi:keyvalue/store@0.2.0"), &Limits::default())
         .unwrap_err();
     assert_eq!(err.code(), "forbidden_import");
     assert_eq!(files_in(cache.path()), Vec::<String>::new());

@@ -233,17 +233,31 @@ fn oversized_input_is_refused_before_the_rule_runs() {
 }
 
 #[test]
-fn a_component_importing_the_network_is_refused_at_load() {
-    let err = runtime()
+fn a_rule_trying_the_network_files_and_environment_is_denied_each_and_still_routes() {
+    let rt = runtime();
+    let module = rt
         .load(&guest("network-exfil"), &Limits::default())
-        .unwrap_err();
-    match &err {
-        LoadError::ForbiddenImport { name, .. } => {
-            assert!(name.starts_with("wasi:sockets/"), "{name}")
-        }
-        other => panic!("expected a forbidden import, got {other}"),
+        .unwrap();
+    assert!(
+        module
+            .imports()
+            .iter()
+            .any(|i| i.starts_with("wasi:sockets/tcp@")),
+        "{:?}",
+        module.imports()
+    );
+    let event = created(json!({"id": "X-1", "description": "secret"}));
+    let eval = rt.evaluate(&module, &EvalContext::new("acme", "1"), &event);
+    let decision = eval.outcome.as_ref().expect("the rule routes");
+    assert_eq!(decision.reason, "tried to leave");
+    let log: Vec<&str> = eval.log.iter().map(|l| l.message.as_str()).collect();
+    for (what, line) in ["tcp", "udp", "dns", "read", "write"].iter().zip(&log) {
+        assert!(
+            line.starts_with(&format!("{what}: denied")),
+            "{what}: {line} (log: {log:?})"
+        );
     }
-    assert_eq!(err.code(), "forbidden_import");
+    assert_eq!(log.get(5).copied(), Some("env: 0 variables"), "{log:?}");
 }
 
 #[test]
@@ -289,7 +303,7 @@ fn a_module_over_the_size_limit_is_refused() {
     let padded = pad_with_custom_section(guest("vip-and-security"), 1 << 20);
     let err = rt.load(&padded, &Limits::default()).unwrap_err();
     assert!(
-        matches!(err, LoadError::TooLarge { limit, size } if limit == 1 << 20 && size == padded.len()),
+        matches!(err, LoadError::TooLarge { limit, size, .. } if limit == 1 << 20 && size == padded.len()),
         "{err}"
     );
     // The same bytes are a valid rule when the tenant's limit allows them.

@@ -2,15 +2,24 @@
 //! (the floor), wasm on a reused instance, and wasm with a fresh instance per evaluation (the
 //! product path). Plus the parts of a fresh evaluation, to see where its time goes.
 //!
+//! Then the same rule written in JavaScript and Python (`examples/vip-and-security-{js,py}`,
+//! built with componentize-js and componentize-py's default flags) beside the Rust one, on
+//! each toolchain's default limits: fresh-instance evaluation, instantiation alone, fuel,
+//! memory per concurrent evaluation and the time from upload to ready (compile plus the
+//! sample start), printed as ratios to Rust measured in the same run.
+//!
 //! `cargo bench -p switchboard-benches --bench evaluate`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use switchboard_host::{EvalContext, Limits, Runtime, RuntimeConfig};
+use std::time::Instant;
+
+use switchboard_host::{EvalContext, Limits, RuleLimits, RuleModule, Runtime, RuntimeConfig};
 use switchboard_sdk::Rule;
 use switchboard_sdk::testing::{TestHost, TicketBuilder};
+use switchboard_tests::toolchains::{Lang, built};
 use switchboard_tests::{created, guest};
 use vip_and_security::VipAndSecurity;
 
@@ -116,5 +125,88 @@ fn evaluate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, evaluate);
+/// Resident memory of this process, in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn toolchains(c: &mut Criterion) {
+    let defaults = RuleLimits::default();
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let event = wasm_event();
+    let rules: Vec<(&str, Vec<u8>)> = vec![
+        ("rust", guest("vip-and-security")),
+        ("js", built(Lang::Js, "examples/vip-and-security-js")),
+        (
+            "python",
+            built(Lang::Python, "examples/vip-and-security-py"),
+        ),
+    ];
+    let mut loaded: Vec<(&str, RuleModule, EvalContext)> = Vec::new();
+    let mut summary = Vec::new();
+    for (name, bytes) in &rules {
+        // Upload to ready: compile (no cache) and start once on the sample ticket.
+        let started = Instant::now();
+        let module = runtime.load(bytes, defaults).expect("load");
+        let mut ctx = EvalContext::new("bench", "v1");
+        ctx.limits = *defaults.get(module.toolchain());
+        runtime.probe(&module, &ctx).expect("starts");
+        let ready = started.elapsed();
+        let eval = runtime.evaluate(&module, &ctx, &event);
+        assert_eq!(eval.outcome.as_ref().expect("decides").queue, "vip-desk");
+        // Memory per concurrent evaluation: 16 live instances at once.
+        let before = rss();
+        let live: Vec<_> = (0..16)
+            .map(|_| {
+                runtime
+                    .instantiate_reused(&module, &ctx, &event)
+                    .expect("instantiate")
+            })
+            .collect();
+        let per_instance = rss().saturating_sub(before) / 16;
+        drop(live);
+        summary.push((*name, bytes.len(), ready, eval.fuel_used, per_instance));
+        loaded.push((name, module, ctx));
+    }
+    let mut group = c.benchmark_group("toolchains");
+    for (name, module, ctx) in &loaded {
+        group.bench_function(format!("{name}/fresh-instance"), |b| {
+            b.iter(|| {
+                black_box(
+                    runtime
+                        .evaluate(module, ctx, black_box(&event))
+                        .outcome
+                        .is_ok(),
+                )
+            })
+        });
+        group.bench_function(format!("{name}/instantiate-only"), |b| {
+            b.iter(|| black_box(runtime.instantiate_reused(module, ctx, &event).is_ok()))
+        });
+    }
+    group.finish();
+    let (_, _, rust_ready, rust_fuel, _) = summary[0];
+    eprintln!(
+        "\n| rule | size | upload to ready | ratio | fuel | ratio | resident per live instance |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|");
+    for (name, size, ready, fuel, per) in &summary {
+        eprintln!(
+            "| {name} | {:.1} MB | {:.2} s | {:.0}x | {fuel} | {:.0}x | {:.2} MiB |",
+            *size as f64 / 1e6,
+            ready.as_secs_f64(),
+            ready.as_secs_f64() / rust_ready.as_secs_f64(),
+            *fuel as f64 / rust_fuel as f64,
+            *per as f64 / (1 << 20) as f64,
+        );
+    }
+}
+
+criterion_group!(benches, evaluate, toolchains);
 criterion_main!(benches);

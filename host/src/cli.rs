@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use switchboard_rules::{Calendar, CalendarSet, CalendarSpec, TicketEvent, TicketInput};
 
-use crate::limits::Limits;
+use crate::limits::{Limits, RuleLimits, Toolchain};
 use crate::runtime::{EvalContext, Runtime, RuntimeConfig};
 
 /// Switchboard: SLA and routing engine for co-managed IT.
@@ -64,8 +64,9 @@ pub enum Command {
 /// `switchboard rules …`
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
-    /// Validate a module: a component, within the size limit, importing only what the sandbox
-    /// offers, implementing a supported contract version.
+    /// Validate a module: a component, within its toolchain's size limit, importing only what
+    /// the sandbox offers, implementing a supported contract version, and able to start and
+    /// answer a sample ticket within its limits.
     Check {
         /// The module (`.wasm` component).
         module: PathBuf,
@@ -95,6 +96,21 @@ pub enum RulesCommand {
         /// Where compiled modules are kept.
         #[command(flatten)]
         cache: CacheArgs,
+    },
+    /// Create a rule project with a test, ready to build: `NAME/` in the current directory.
+    New {
+        /// The project's name (lowercase letters, digits and `-`).
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Where to create it (default: `./NAME`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Rust SDK's directory (`guest-sdk/` of a Switchboard checkout; default: the one
+        /// this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -134,13 +150,16 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow:
         .with_context(|| format!("{} is not valid {what}", path.display()))
 }
 
-fn load_limits(path: Option<&Path>) -> anyhow::Result<Limits> {
-    let limits = match path {
-        Some(p) => read_json::<Limits>(p, "limits JSON")?,
-        None => Limits::default(),
-    };
-    limits.validate()?;
-    Ok(limits)
+/// The limits of `--limits FILE` for every toolchain, or else each toolchain's defaults.
+fn load_limits(path: Option<&Path>) -> anyhow::Result<RuleLimits> {
+    match path {
+        Some(p) => {
+            let limits = read_json::<Limits>(p, "limits JSON")?;
+            limits.validate()?;
+            Ok(RuleLimits::uniform(limits))
+        }
+        None => Ok(RuleLimits::default()),
+    }
 }
 
 /// Reads `<id>.json` calendar files from `dir`.
@@ -196,12 +215,27 @@ fn load_tickets(path: &Path) -> anyhow::Result<Vec<TicketInput>> {
 struct CheckReport<'a> {
     module: String,
     contract: String,
+    /// The toolchain that built it, which chooses its limits.
+    toolchain: Toolchain,
     size: usize,
     size_limit: usize,
     sha256: &'a str,
     imports: &'a [String],
     /// Whether the compiled module came from the cache (it was compiled before).
     cached: bool,
+    /// The limits it was checked under.
+    limits: Limits,
+    /// How it did on the sample ticket it was started on.
+    sample: SampleReport,
+}
+
+/// The sample evaluation of `rules check`.
+#[derive(Serialize)]
+struct SampleReport {
+    /// `decision`, or the kind of error.
+    outcome: &'static str,
+    fuel: u64,
+    elapsed_us: u64,
 }
 
 /// Runs a parsed command, writing results to `out`. Errors are the user's to read.
@@ -223,6 +257,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--limit-caps: {e}"))?,
             tenant_evaluations,
         })?,
+        Command::Rules(RulesCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        }) => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let files = crate::scaffold::new_rule(&dir, &name, lang, sdk.as_deref())?;
+            writeln!(out, "created {} ({} files)", dir.display(), files.len())?;
+        }
         Command::Rules(RulesCommand::Check {
             module,
             limits,
@@ -231,9 +275,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             let limits = load_limits(limits.as_deref())?;
             let bytes = read(&module)?;
             let runtime = cache.runtime()?;
-            let loaded = runtime
-                .load(&bytes, &limits)
-                .with_context(|| format!("{} is not a valid rule", module.display()))?;
+            let invalid = || format!("{} is not a valid rule", module.display());
+            let loaded = runtime.load(&bytes, limits).with_context(invalid)?;
+            let applied = *limits.get(loaded.toolchain());
+            let mut ctx = EvalContext::new("local", "check");
+            ctx.limits = applied;
+            let sample = runtime.probe(&loaded, &ctx).with_context(invalid)?;
             let report = CheckReport {
                 module: module.display().to_string(),
                 contract: format!(
@@ -241,8 +288,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                     switchboard_rules::contract::PACKAGE,
                     loaded.contract_version()
                 ),
+                toolchain: loaded.toolchain(),
                 size: loaded.size(),
-                size_limit: limits.module_bytes,
+                size_limit: applied.module_bytes,
+                limits: applied,
+                sample: SampleReport {
+                    outcome: match &sample.outcome {
+                        Ok(_) => "decision",
+                        Err(e) => e.failure.kind(),
+                    },
+                    fuel: sample.fuel_used,
+                    elapsed_us: sample.elapsed.as_micros() as u64,
+                },
                 sha256: loaded.sha256(),
                 imports: loaded.imports(),
                 cached: loaded.from_cache(),
@@ -271,8 +328,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             let bytes = read(&module)?;
             let runtime = cache.runtime()?;
             let loaded = runtime
-                .load(&bytes, &limits)
+                .load(&bytes, limits)
                 .with_context(|| format!("{} is not a valid rule", module.display()))?;
+            let limits = *limits.get(loaded.toolchain());
             let ctx = EvalContext {
                 tenant: "local".into(),
                 version: loaded.sha256()[..12].to_owned(),

@@ -32,12 +32,14 @@ pub mod service;
 
 pub mod api;
 pub mod cli;
+pub mod scaffold;
 pub mod serve;
 
 #[cfg(test)]
 mod test_support;
 
-pub use limits::Limits;
+pub use limits::{Limits, RuleLimits, Toolchain, ToolchainLimits};
 pub use runtime::{
-    EvalContext, EvalError, EvalFailure, Evaluation, LoadError, RuleModule, Runtime, RuntimeConfig,
+    Checked, EvalContext, EvalError, EvalFailure, Evaluation, LoadError, RuleModule, Runtime,
+    RuntimeConfig,
 };

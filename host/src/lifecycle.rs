@@ -10,6 +10,12 @@ use jiff::Timestamp;
 use serde_json::Value;
 use switchboard_rules::TicketEvent;
 
+mod answer;
+mod compiling;
+
+use answer::AnswerBudget;
+pub use answer::DRY_RUN_ANSWER_BYTES;
+
 use crate::refusal::{Error, Refusal, RefusalKind, Result};
 use crate::runtime::{EvalContext, LoadError, RuleModule, Runtime};
 use crate::store::records::{RuleRecord, RuleStatus, TenantRecord};
@@ -33,6 +39,27 @@ fn load_rule(
 
 fn no_version(version: u32) -> Refusal {
     Refusal::not_found(format!("no rule version {version}"))
+}
+
+/// Why `rule` cannot be approved, tested or activated yet (or ever), if so.
+fn not_ready(rule: &RuleRecord) -> Option<Refusal> {
+    let version = rule.version;
+    match rule.status {
+        RuleStatus::Compiling => Some(Refusal::conflict(
+            "compiling",
+            format!(
+                "version {version} is still compiling; it can be approved, tested and activated once its status is `uploaded`"
+            ),
+        )),
+        RuleStatus::Failed => {
+            let why = rule.error.as_ref().map_or("", |e| e.message.as_str());
+            Some(Refusal::conflict(
+                "compile_failed",
+                format!("version {version} failed after upload and can never run: {why}"),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Whether a version carries an approval by a key other than its uploader's (a version
@@ -89,57 +116,67 @@ impl Lifecycle {
         }
     }
 
-    /// The compiled module of `version` (from the cache, or loaded off the async runtime).
+    /// The compiled module of `version` (from the cache, or loaded off the async runtime);
+    /// refused while the version compiles or when it failed.
     async fn module(&self, view: &TenantView, version: u32) -> Result<RuleModule> {
+        let rule: Option<RuleRecord> = store::get(
+            &self.store.read()?,
+            store::RULES,
+            &rule_key(&view.record.id, version),
+        )?;
+        let rule = rule.ok_or_else(|| no_version(version))?;
+        if let Some(refusal) = not_ready(&rule) {
+            return Err(refusal.into());
+        }
         let tenants = self.tenants.clone();
-        let (t, limits) = (view.record.id.clone(), view.record.settings.limits);
+        let (t, limits) = (view.record.id.clone(), view.record.settings.rule_limits());
         tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|_| no_version(version).into())
     }
 
-    /// Validates and compiles `bytes` under the tenant's limits, and stores them as a new
-    /// version uploaded by `who`.
+    /// Checks `bytes` under the tenant's limits (everything that needs no compiling), stores
+    /// them as a new version uploaded by `who` with the status `compiling`, and compiles it in
+    /// the background: the version becomes `uploaded` once its artifact is compiled, cached
+    /// and it has started on a sample ticket, or `failed` with the reason.
     pub async fn upload(
         &self,
         view: &TenantView,
         who: &str,
         bytes: bytes::Bytes,
     ) -> Result<RuleRecord> {
-        let limits = view.record.settings.limits;
+        let limits = view.record.settings.rule_limits();
         let runtime = self.runtime.clone();
-        let loaded = tokio::task::spawn_blocking({
+        let checked = tokio::task::spawn_blocking({
             let bytes = bytes.clone();
-            move || runtime.load(&bytes, &limits)
+            move || runtime.check(&bytes, limits)
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let module = match loaded {
-            Ok(module) => module,
+        let checked = match checked {
+            Ok(checked) => checked,
             Err(e @ LoadError::TooLarge { .. }) => {
                 let kind = RefusalKind::TooLarge;
                 return Err(Refusal::new(kind, "module_too_large", e.to_string()).into());
             }
-            Err(e @ LoadError::Cache(_)) => return Err(Error::Internal(e.to_string())),
             Err(e) => return Err(Refusal::invalid(e.code(), e.to_string()).into()),
         };
         let who = who.to_owned();
-        let (sha256, contract, size) = (
-            module.sha256().to_owned(),
-            module.contract_version().to_owned(),
-            module.size(),
-        );
+        let stored = bytes.clone();
         let record = self
             .tenants
             .write_with_tenant(&view.record.id, move |txn, tenant| {
                 tenant.last_version += 1;
                 let record = RuleRecord {
                     version: tenant.last_version,
-                    sha256: sha256.clone(),
-                    size,
-                    contract,
-                    status: RuleStatus::Uploaded,
+                    sha256: checked.sha256.clone(),
+                    size: checked.size,
+                    contract: checked.contract,
+                    status: RuleStatus::Compiling,
+                    toolchain: checked.toolchain,
+                    error: None,
+                    ready_at: None,
                     uploaded_by: who.clone(),
                     uploaded_at: Timestamp::now(),
                     approved_by: None,
@@ -147,15 +184,22 @@ impl Lifecycle {
                     activated_at: None,
                 };
                 txn.open_table(store::MODULES)?
-                    .insert(sha256.as_str(), bytes.as_ref())?;
+                    .insert(checked.sha256.as_str(), stored.as_ref())?;
                 let key = rule_key(&tenant.id, record.version);
                 store::put_in(txn, store::RULES, &key, &record)?;
                 let target = format!("rules/{}", record.version);
-                audit(txn, tenant, &who, "rule.upload", &target, Some(sha256))?;
+                audit(
+                    txn,
+                    tenant,
+                    &who,
+                    "rule.upload",
+                    &target,
+                    Some(checked.sha256),
+                )?;
                 Ok(Ok(record))
             })
             .await?;
-        self.tenants.remember_module(module);
+        self.spawn_compile(view.record.id.clone(), record.version, bytes);
         Ok(record)
     }
 
@@ -173,6 +217,9 @@ impl Lifecycle {
                 let Some(mut rule) = load_rule(txn, &tenant.id, version)? else {
                     return Ok(Err(no_version(version)));
                 };
+                if let Some(refusal) = not_ready(&rule) {
+                    return Ok(Err(refusal));
+                }
                 if tenant.settings.four_eyes && rule.uploaded_by == who {
                     return Ok(Err(Refusal::forbidden(
                         "four-eyes approval is on: the key that uploaded a version cannot approve it",
@@ -265,8 +312,8 @@ impl Lifecycle {
         version: u32,
         events: Vec<TicketEvent>,
     ) -> Result<Vec<Value>> {
-        let limits = view.record.settings.limits;
         let module = self.module(view, version).await?;
+        let limits = *view.record.settings.rule_limits().get(module.toolchain());
         let ctx = EvalContext {
             tenant: view.record.id.clone(),
             version: version.to_string(),
@@ -307,120 +354,5 @@ struct Cancel(Arc<std::sync::atomic::AtomicBool>);
 impl Drop for Cancel {
     fn drop(&mut self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// The most bytes of reports one dry-run answer carries. Each report is already bounded by
-/// the tenant's output and log limits, but a hundred of them at raised limits would not be;
-/// past this, a report loses its log, then its decision, keeping its outcome and fuel.
-pub const DRY_RUN_ANSWER_BYTES: usize = 4 << 20;
-
-/// What is left of a dry-run answer's size budget.
-struct AnswerBudget {
-    left: usize,
-}
-
-/// Counts the bytes of JSON written to it.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The size of `value` as JSON, without building the JSON.
-fn json_size(value: &impl serde::Serialize) -> usize {
-    let mut counter = Counter(0);
-    serde_json::to_writer(&mut counter, value).map_or(usize::MAX, |()| counter.0)
-}
-
-impl AnswerBudget {
-    fn new(bytes: usize) -> Self {
-        AnswerBudget { left: bytes }
-    }
-
-    /// The report of `eval` as it fits in what is left: whole, without its log (measured
-    /// before it is turned into JSON, so a log that does not fit costs nothing more), or as a
-    /// summary.
-    fn fit(&mut self, mut eval: crate::runtime::Evaluation, id: &str) -> Value {
-        let log = std::mem::take(&mut eval.log);
-        let mut report = eval.report(id);
-        let mut size = json_size(&report);
-        let log_size = json_size(&log);
-        if size.saturating_add(log_size) <= self.left {
-            report["log"] = serde_json::to_value(&log).unwrap_or_default();
-            size += log_size;
-        } else {
-            report["log_omitted"] = log.len().into();
-            size = json_size(&report);
-        }
-        if size > self.left {
-            let outcome = match report.get("error") {
-                Some(e) => e["kind"].clone(),
-                None => "decision".into(),
-            };
-            report = serde_json::json!({
-                "ticket": id,
-                "omitted": "the dry-run answer reached its size limit",
-                "outcome": outcome,
-                "fuel": report["fuel"],
-            });
-            size = json_size(&report);
-        }
-        self.left = self.left.saturating_sub(size);
-        report
-    }
-}
-
-#[cfg(test)]
-mod answer_tests {
-    use super::*;
-    use crate::runtime::{Evaluation, LogLine};
-    use switchboard_rules::LogLevel;
-    use switchboard_rules::model::{Decision, Party, Priority};
-
-    fn eval() -> Evaluation {
-        let line = LogLine {
-            level: LogLevel::Info,
-            message: "x".repeat(1000),
-        };
-        Evaluation {
-            outcome: Ok(Decision {
-                queue: "q".repeat(100),
-                party: Party::Msp,
-                tier: 1,
-                priority: Priority::P3,
-                sla: Vec::new(),
-                escalations: Vec::new(),
-                tags: Vec::new(),
-                reason: "r".repeat(2000),
-            }),
-            fuel_used: 7,
-            elapsed: std::time::Duration::ZERO,
-            log: vec![line; 10],
-        }
-    }
-
-    #[test]
-    fn a_dry_run_answer_stays_within_its_budget() {
-        let whole = eval().report("T-1");
-        let size = json_size(&whole);
-        assert_eq!(size, serde_json::to_vec(&whole).unwrap().len());
-        let mut budget = AnswerBudget::new(size + 3000);
-        assert_eq!(budget.fit(eval(), "T-1"), whole, "the first fits whole");
-        let second = budget.fit(eval(), "T-1");
-        assert_eq!(second["log"], serde_json::json!([]));
-        assert_eq!(second["log_omitted"], 10);
-        assert_eq!(second["decision"], whole["decision"]);
-        let third = budget.fit(eval(), "T-1");
-        assert_eq!(third["outcome"], "decision");
-        assert_eq!(third["fuel"], 7);
-        assert!(third.get("decision").is_none());
     }
 }

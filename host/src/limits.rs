@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// Largest linear memory any tenant may be granted (the size of a pooling-allocator slot).
 pub const MAX_MEMORY_BYTES: u64 = 64 << 20;
-/// Largest module any tenant may be granted.
-pub const MAX_MODULE_BYTES: usize = 16 << 20;
+/// Largest module any tenant may be granted (componentize-py's default build is 18.3 MB).
+pub const MAX_MODULE_BYTES: usize = 32 << 20;
 /// Longest wall-clock deadline any tenant may be granted.
 pub const MAX_WALL_CLOCK: Duration = Duration::from_secs(5);
 /// Native stack a rule may use (engine-wide; deeper recursion traps with a stack overflow).
@@ -40,7 +40,7 @@ pub struct Limits {
     #[schema(minimum = 1, maximum = 67108864)]
     pub memory_bytes: u64,
     /// Largest module accepted at upload, in bytes (at most [`MAX_MODULE_BYTES`]).
-    #[schema(minimum = 1, maximum = 16777216)]
+    #[schema(minimum = 1, maximum = 33554432)]
     pub module_bytes: usize,
     /// Wall-clock deadline per evaluation, in milliseconds (at most [`MAX_WALL_CLOCK`]).
     #[schema(minimum = 1, maximum = 5000)]
@@ -58,14 +58,167 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        Limits::NATIVE
+    }
+}
+
+/// The toolchain a rule component was built with, as its own metadata says: the component's
+/// `producers` section (componentize-js writes `language: JavaScript`) or the names of its
+/// core modules (componentize-py links `libpython3.*.so`). Anything else, the Rust SDK
+/// included, is `native`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Toolchain {
+    /// Rust with the SDK, hand-written WAT, and any toolchain not recognised.
+    #[default]
+    Native,
+    /// componentize-js (an embedded SpiderMonkey).
+    Javascript,
+    /// componentize-py (an embedded CPython).
+    Python,
+}
+
+impl Toolchain {
+    /// The toolchain's name as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolchain::Native => "native",
+            Toolchain::Javascript => "javascript",
+            Toolchain::Python => "python",
+        }
+    }
+}
+
+/// Per-toolchain limits besides the tenant's `limits` (which apply to native rules). Each is
+/// read as changes over the toolchain's defaults, so `{"python": {"fuel": 90000000}}` keeps
+/// every other Python default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ToolchainLimits {
+    /// Limits for componentize-js rules (defaults: [`Limits::JAVASCRIPT`]).
+    pub javascript: Limits,
+    /// Limits for componentize-py rules (defaults: [`Limits::PYTHON`]).
+    pub python: Limits,
+}
+
+impl Default for ToolchainLimits {
+    fn default() -> Self {
+        ToolchainLimits {
+            javascript: Limits::JAVASCRIPT,
+            python: Limits::PYTHON,
+        }
+    }
+}
+
+/// Some limits of one toolchain, as a tenant writes them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsPatch {
+    fuel: Option<u64>,
+    memory_bytes: Option<u64>,
+    module_bytes: Option<usize>,
+    wall_clock_ms: Option<u64>,
+    input_bytes: Option<usize>,
+    output_bytes: Option<usize>,
+    log_bytes: Option<usize>,
+}
+
+impl LimitsPatch {
+    fn over(self, base: Limits) -> Limits {
         Limits {
-            fuel: 11_000_000,
-            memory_bytes: 10 << 20,
-            module_bytes: 1 << 20,
-            wall_clock_ms: 100,
-            input_bytes: 256 << 10,
-            output_bytes: 64 << 10,
-            log_bytes: 16 << 10,
+            fuel: self.fuel.unwrap_or(base.fuel),
+            memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+            module_bytes: self.module_bytes.unwrap_or(base.module_bytes),
+            wall_clock_ms: self.wall_clock_ms.unwrap_or(base.wall_clock_ms),
+            input_bytes: self.input_bytes.unwrap_or(base.input_bytes),
+            output_bytes: self.output_bytes.unwrap_or(base.output_bytes),
+            log_bytes: self.log_bytes.unwrap_or(base.log_bytes),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolchainLimits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Patches {
+            #[serde(default)]
+            javascript: LimitsPatch,
+            #[serde(default)]
+            python: LimitsPatch,
+        }
+        let p = Patches::deserialize(d)?;
+        Ok(ToolchainLimits {
+            javascript: p.javascript.over(Limits::JAVASCRIPT),
+            python: p.python.over(Limits::PYTHON),
+        })
+    }
+}
+
+/// The limits a tenant's rules run under, one set per toolchain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleLimits {
+    /// Native rules (the tenant's `limits`).
+    pub native: Limits,
+    /// componentize-js rules.
+    pub javascript: Limits,
+    /// componentize-py rules.
+    pub python: Limits,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits::new(Limits::NATIVE, ToolchainLimits::default())
+    }
+}
+
+impl From<&Limits> for RuleLimits {
+    fn from(limits: &Limits) -> Self {
+        RuleLimits::uniform(*limits)
+    }
+}
+
+impl From<&RuleLimits> for RuleLimits {
+    fn from(limits: &RuleLimits) -> Self {
+        *limits
+    }
+}
+
+impl RuleLimits {
+    /// The tenant's native limits beside its per-toolchain ones.
+    pub fn new(native: Limits, toolchains: ToolchainLimits) -> Self {
+        RuleLimits {
+            native,
+            javascript: toolchains.javascript,
+            python: toolchains.python,
+        }
+    }
+
+    /// The same limits for every toolchain (`rules run --limits`).
+    pub fn uniform(limits: Limits) -> Self {
+        RuleLimits {
+            native: limits,
+            javascript: limits,
+            python: limits,
+        }
+    }
+
+    /// The limits of `toolchain`.
+    pub fn get(&self, toolchain: Toolchain) -> &Limits {
+        match toolchain {
+            Toolchain::Native => &self.native,
+            Toolchain::Javascript => &self.javascript,
+            Toolchain::Python => &self.python,
+        }
+    }
+
+    /// Each set with `f` applied.
+    pub fn map(&self, f: impl Fn(&Limits) -> Limits) -> Self {
+        RuleLimits {
+            native: f(&self.native),
+            javascript: f(&self.javascript),
+            python: f(&self.python),
         }
     }
 }
@@ -83,6 +236,38 @@ pub struct LimitOutOfRange {
 }
 
 impl Limits {
+    /// The defaults for native rules (Rust with the SDK, and anything not recognised): near
+    /// Shopify Functions'.
+    pub const NATIVE: Limits = Limits {
+        fuel: 11_000_000,
+        memory_bytes: 10 << 20,
+        module_bytes: 1 << 20,
+        wall_clock_ms: 100,
+        input_bytes: 256 << 10,
+        output_bytes: 64 << 10,
+        log_bytes: 16 << 10,
+    };
+
+    /// The defaults for componentize-js rules. Measured on 0.23.0: a default build is
+    /// 12.1 MB, starts with 9 MiB of memory (145 pages), and spends about 2.4 million fuel
+    /// on a trivial rule, where SpiderMonkey's interpreter pays many instructions per line of
+    /// JavaScript.
+    pub const JAVASCRIPT: Limits = Limits {
+        fuel: 60_000_000,
+        memory_bytes: 32 << 20,
+        module_bytes: 16 << 20,
+        ..Limits::NATIVE
+    };
+
+    /// The defaults for componentize-py rules. Measured on 0.25.1: a default build is
+    /// 18.3 MB and starts with 12.3 MiB of memory (197 pages).
+    pub const PYTHON: Limits = Limits {
+        fuel: 60_000_000,
+        memory_bytes: 40 << 20,
+        module_bytes: 24 << 20,
+        ..Limits::NATIVE
+    };
+
     /// The most the engine can grant for each limit: the default platform caps.
     pub const MAX: Limits = Limits {
         fuel: u64::MAX / 2,
@@ -193,6 +378,26 @@ mod tests {
         let l: Limits = serde_json::from_str(r#"{"fuel": 5}"#).unwrap();
         assert_eq!((l.fuel, l.log_bytes), (5, 16 << 10));
         assert!(serde_json::from_str::<Limits>(r#"{"fuel_units": 5}"#).is_err());
+    }
+
+    #[test]
+    fn toolchain_limits_are_changes_over_each_toolchains_defaults() {
+        let t: ToolchainLimits = serde_json::from_str(r#"{"python": {"fuel": 90000000}}"#).unwrap();
+        assert_eq!(t.javascript, Limits::JAVASCRIPT);
+        assert_eq!(t.python.fuel, 90_000_000);
+        assert_eq!(t.python.memory_bytes, Limits::PYTHON.memory_bytes);
+        assert!(serde_json::from_str::<ToolchainLimits>(r#"{"go": {}}"#).is_err());
+        assert!(serde_json::from_str::<ToolchainLimits>(r#"{"python": {"fuell": 1}}"#).is_err());
+        // What a GET shows, a PUT takes back unchanged.
+        let round: ToolchainLimits =
+            serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap();
+        assert_eq!(round, t);
+        for l in [Limits::JAVASCRIPT, Limits::PYTHON] {
+            assert_eq!(l.validate(), Ok(()));
+        }
+        let table = RuleLimits::default();
+        assert_eq!(table.get(Toolchain::Python).module_bytes, 24 << 20);
+        assert_eq!(table.get(Toolchain::Native), &Limits::default());
     }
 
     #[test]

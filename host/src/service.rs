@@ -158,6 +158,11 @@ impl Service {
         &self,
         stop: &tokio::sync::watch::Sender<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        match self.lifecycle.resume_compiles() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "compiling rule versions left compiling"),
+            Err(e) => tracing::error!(error = %e, "resuming rule compilations"),
+        }
         vec![
             tokio::spawn(self.timers.clone().run(
                 self.store.clone(),

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_rules::{Calendar, CalendarSet};
 
-use crate::limits::Limits;
+use crate::limits::{Limits, RuleLimits};
 use crate::refusal::{self, Refusal};
 use crate::runtime::{LoadError, RuleModule, Runtime};
 use crate::store::records::{AuditEntry, KeyRecord, Role, RuleRecord, TenantRecord};
@@ -236,12 +236,19 @@ impl Tenants {
             calendars.insert(id.clone(), calendar);
         }
         let active = match record.active {
-            Some(v) => Some((v, self.module_for(&record.id, v, &record.settings.limits)?)),
+            Some(v) => Some((
+                v,
+                self.module_for(&record.id, v, &record.settings.rule_limits())?,
+            )),
             None => None,
         };
         // The view holds what the tenant gets: its limits lowered to the platform's caps
         // (settings stored before a cap was lowered keep their stored values).
-        record.settings.limits = record.settings.limits.capped(&self.caps);
+        let settings = &mut record.settings;
+        settings.limits = settings.limits.capped(&self.caps);
+        let toolchains = &mut settings.toolchain_limits;
+        toolchains.javascript = toolchains.javascript.capped(&self.caps);
+        toolchains.python = toolchains.python.capped(&self.caps);
         let view = Arc::new(TenantView {
             calendars: Arc::new(calendars),
             config: Arc::new(record.config.clone()),
@@ -263,7 +270,7 @@ impl Tenants {
         &self,
         tenant: &str,
         version: u32,
-        limits: &Limits,
+        limits: &RuleLimits,
     ) -> Result<RuleModule, ViewError> {
         let txn = self.store.read()?;
         let rule: RuleRecord =
@@ -286,11 +293,11 @@ impl Tenants {
             })?;
         // Stored modules were validated at upload; load them with room for a limit lowered
         // since then.
-        let roomy = Limits {
+        let roomy = limits.map(|l| Limits {
             module_bytes: crate::limits::MAX_MODULE_BYTES,
-            ..*limits
-        };
-        let module = self.runtime.load(bytes.value(), &roomy)?;
+            ..*l
+        });
+        let module = self.runtime.load(bytes.value(), roomy)?;
         self.remember_module(module.clone());
         Ok(module)
     }

@@ -129,7 +129,7 @@ impl Tickets {
             version: version.to_string(),
             config: view.config.clone(),
             calendars: view.calendars.clone(),
-            limits: view.record.settings.limits,
+            limits: *view.record.settings.rule_limits().get(module.toolchain()),
         };
         let runtime = self.runtime.clone();
         let event = Arc::new(event);

@@ -29,6 +29,7 @@ const ORDER: &[&str] = &[
     // Edges.
     "api",
     "serve",
+    "scaffold",
     "cli",
 ];
 

@@ -153,4 +153,5 @@ pub fn created(json: serde_json::Value) -> TicketEvent {
 pub mod receiver;
 pub mod routes;
 pub mod server;
+pub mod toolchains;
 pub mod wat;

@@ -238,8 +238,9 @@ impl Api {
             .await
     }
 
-    /// Uploads a rule module (`Content-Type: application/wasm`).
-    pub async fn upload(&self, tenant: &str, token: &str, wasm: Vec<u8>) -> Reply {
+    /// Uploads a rule module (`Content-Type: application/wasm`) and answers at once, with
+    /// the status `compiling` when it was accepted.
+    pub async fn upload_only(&self, tenant: &str, token: &str, wasm: Vec<u8>) -> Reply {
         self.call(
             Method::POST,
             &format!("/v1/tenants/{tenant}/rules"),
@@ -247,6 +248,49 @@ impl Api {
             Body::Raw(Some("application/wasm"), wasm),
         )
         .await
+    }
+
+    /// Uploads a rule module and, when it was accepted, waits until it has compiled: the
+    /// answer is the upload's, with the version's `status` (`uploaded` or `failed`) and
+    /// `error` once compiling is over.
+    pub async fn upload(&self, tenant: &str, token: &str, wasm: Vec<u8>) -> Reply {
+        let mut reply = self.upload_only(tenant, token, wasm).await;
+        if reply.status != 201 {
+            return reply;
+        }
+        assert_eq!(reply.body["status"], "compiling", "{}", reply.text);
+        let version = reply.body["version"].clone();
+        let record = self.wait_compiled(tenant, token, &version).await;
+        reply.body["status"] = record["status"].clone();
+        if let Some(error) = record.get("error") {
+            reply.body["error"] = error.clone();
+        }
+        reply.text = reply.body.to_string();
+        reply
+    }
+
+    /// Waits (up to two minutes) until `version` of `tenant` is no longer `compiling`, and
+    /// returns its record from `GET …/rules`.
+    pub async fn wait_compiled(&self, tenant: &str, token: &str, version: &Value) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let list = self
+                .get(&format!("/v1/tenants/{tenant}/rules"), token)
+                .await;
+            let rules = list.expect(200)["rules"].as_array().expect("rules").clone();
+            let record = rules
+                .into_iter()
+                .find(|r| r["version"] == *version)
+                .expect("the uploaded version is listed");
+            if record["status"] != "compiling" {
+                return record;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "version {version} still compiling after two minutes"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Creates a tenant with the platform admin token.

@@ -127,3 +127,10 @@ pub fn many_memories(n: usize) -> Vec<u8> {
     c.push_str(") (core instance (instantiate $m)))");
     wat::parse_str(&c).expect("valid component text")
 }
+
+/// A component importing `name`, an interface no rule may import; it compiles, so only the
+/// import check refuses it.
+pub fn importing(name: &str) -> Vec<u8> {
+    wat::parse_str(format!(r#"(component (import "{name}" (instance)))"#))
+        .unwrap_or_else(|e| panic!("bad component text: {e}"))
+}

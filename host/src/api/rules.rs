@@ -25,10 +25,14 @@ pub(crate) struct Uploaded {
     version: u32,
     /// The module's sha256.
     sha256: String,
-    /// `uploaded`.
+    /// `compiling`: it becomes `uploaded` (or `failed`, with the reason in `error`) once
+    /// compiled and started on a sample ticket; `GET …/rules` shows it.
     status: RuleStatus,
     /// The contract version it implements.
     contract: String,
+    /// The toolchain that built it (`native`, `javascript`, `python`), which chooses its
+    /// limits.
+    toolchain: crate::limits::Toolchain,
     /// Its size in bytes.
     size: usize,
 }
@@ -41,7 +45,7 @@ pub(crate) struct Uploaded {
     params(TenantPath),
     request_body(content = inline(String), content_type = "application/wasm", description = "The component's bytes."),
     responses(
-        (status = 201, description = "Stored as a new version.", body = Uploaded),
+        (status = 201, description = "Stored as a new version, `compiling`.", body = Uploaded),
         (status = 413, description = "Larger than the tenant's module size limit.", body = ErrorBody),
         (status = 415, description = "Not `application/wasm`.", body = ErrorBody),
         (status = 422, description = "Not a valid rule component.", body = ErrorBody),
@@ -72,6 +76,7 @@ pub(crate) async fn upload(
         sha256: record.sha256,
         status: record.status,
         contract: record.contract,
+        toolchain: record.toolchain,
         size: record.size,
     }))
 }
@@ -110,7 +115,10 @@ pub(crate) async fn list(
     summary = "Approve a version (under four-eyes, not by its uploader).",
     extensions(("x-min-role" = json!("admin"))),
     params(VersionPath),
-    responses((status = 200, description = "Approved.", body = RuleRecord))
+    responses(
+        (status = 200, description = "Approved.", body = RuleRecord),
+        (status = 409, description = "Still `compiling` (`compiling`), or it `failed` after upload (`compile_failed`).", body = ErrorBody),
+    )
 )]
 pub(crate) async fn approve(
     State(service): State<AppState>,
@@ -133,7 +141,7 @@ pub(crate) async fn approve(
     params(VersionPath),
     responses(
         (status = 200, description = "Active.", body = RuleRecord),
-        (status = 409, description = "Not approved by another admin than its uploader.", body = ErrorBody),
+        (status = 409, description = "Not approved by another admin than its uploader, still compiling, or failed after upload.", body = ErrorBody),
     )
 )]
 pub(crate) async fn activate(
@@ -193,7 +201,10 @@ pub(crate) struct TestResults {
     summary = "Dry run on `{tickets: [...]}`: decision or error, fuel, log per ticket; nothing stored.",
     extensions(("x-min-role" = json!("operator"))),
     params(VersionPath), request_body = TestRequest,
-    responses((status = 200, description = "The results.", body = TestResults))
+    responses(
+        (status = 200, description = "The results.", body = TestResults),
+        (status = 409, description = "Still `compiling`, or it `failed` after upload.", body = ErrorBody),
+    )
 )]
 pub(crate) async fn test(
     State(service): State<AppState>,

@@ -13,13 +13,15 @@ use switchboard_rules::{InvalidDecision, RuleError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// The file is bigger than the tenant's module limit.
-    #[error("module is {size} bytes, over the limit of {limit} bytes")]
+    /// The file is bigger than the tenant's module limit for its toolchain.
+    #[error("module is {size} bytes, over the limit of {limit} bytes for {} rules", toolchain.as_str())]
     TooLarge {
         /// Module size.
         size: usize,
         /// The limit.
         limit: usize,
+        /// The toolchain whose limit applies.
+        toolchain: crate::limits::Toolchain,
     },
     /// The file is not WebAssembly at all.
     #[error("not a WebAssembly file (no `\\0asm` header)")]
@@ -67,6 +69,15 @@ pub enum LoadError {
     /// Compiling it ran past the compile budget (time or memory) and was stopped.
     #[error("compiling the component ran past its budget and was stopped: {0}")]
     CompileBudget(String),
+    /// It compiled, but could not start and answer a sample ticket within its limits: it
+    /// would fail on every ticket once active.
+    #[error("the rule cannot start within its limits ({} rules): {reason}", toolchain.as_str())]
+    CannotStart {
+        /// What stopped it, as the evaluation reported it.
+        reason: String,
+        /// The toolchain whose limits applied.
+        toolchain: crate::limits::Toolchain,
+    },
     /// The artifact cache could not be written or read.
     #[error("artifact cache: {0}")]
     Cache(#[from] std::io::Error),
@@ -85,6 +96,7 @@ impl LoadError {
             LoadError::NotARule(_) => "not_a_rule",
             LoadError::TooComplex { .. } => "too_complex",
             LoadError::CompileBudget(_) => "compile_budget",
+            LoadError::CannotStart { .. } => "cannot_start",
             LoadError::Cache(_) => "artifact_cache",
         }
     }

@@ -3,6 +3,13 @@
 //! environment or arguments, no network, clocks frozen at the event time, random seeded from
 //! the event, stdout/stderr into the capped rule log, and sleeping refused (a sleeping rule
 //! would hold a host thread past its wall-clock deadline, which epochs cannot interrupt).
+//!
+//! The toolchains' default builds import capabilities a rule may not use: componentize-js
+//! links `wasi:http` for `fetch`, componentize-py every `wasi:sockets` interface. Refusing
+//! those imports would refuse every default build, so they are linked to the libraries' own
+//! implementations with everything denied: wasmtime-wasi's socket policy allows no TCP, UDP
+//! or name lookup and no address, and `wasmtime-wasi-http` gets a hook that refuses every
+//! request before it is made.
 //! The WASI context is built lazily, on a rule's first WASI call: most rules never make one,
 //! and building it is a measurable part of a fresh instance's cost.
 
@@ -22,6 +29,7 @@ use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError, Stream
 use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// One line of a rule's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,6 +153,8 @@ pub(crate) struct State {
     event_time: Timestamp,
     seed: u64,
     wasi: Option<WasiCtx>,
+    http: WasiHttpCtx,
+    deny_http: DenyHttp,
     table: ResourceTable,
 }
 
@@ -166,6 +176,8 @@ impl State {
             event_time,
             seed,
             wasi: None,
+            http: WasiHttpCtx::new(),
+            deny_http: DenyHttp,
             table: ResourceTable::new(),
         }
     }
@@ -210,6 +222,40 @@ impl WasiView for State {
             ctx: self.wasi.as_mut().expect("built above"),
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.deny_http,
+        }
+    }
+}
+
+/// The `wasi:http` hooks of a rule: every outgoing request is refused before anything is
+/// resolved or connected, and the guest sees `HTTP-request-denied`.
+struct DenyHttp;
+
+impl WasiHttpHooks for DenyHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(std::future::ready(Err(
+            wasmtime_wasi_http::Error::HttpRequestDenied,
+        )))
     }
 }
 
@@ -374,11 +420,13 @@ impl OutputStream for LogStream {
     }
 }
 
-/// Links the locked-down WASI into `linker`: all of WASIp2 (so any toolchain's component
-/// links; the upload allow-list decides which interfaces a rule may import at all), with
-/// sleeping replaced by a trap.
+/// Links the locked-down WASI into `linker`: all of WASIp2 with sockets denied by policy,
+/// `wasi:http` with every request refused (so any toolchain's component links; the upload
+/// allow-list decides which interfaces a rule may import at all), and sleeping replaced by a
+/// trap.
 pub(crate) fn link_wasi(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
     linker.allow_shadowing(true);
     let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
     clock.func_wrap(

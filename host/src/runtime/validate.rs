@@ -1,7 +1,8 @@
 //! What a rule may import. The allow-list is the sandbox's outer wall: everything a component
-//! imports must be the contract's own host interface or a WASI interface that the locked-down
-//! context answers harmlessly. Sockets, HTTP and anything unknown are refused at upload, before
-//! a byte of the rule runs.
+//! imports must be the contract's own host interface or a WASI 0.2 interface that the
+//! locked-down context answers harmlessly. Sockets and HTTP are on the list because the
+//! toolchains' default builds import them: they are linked to implementations that deny every
+//! use (see `sandbox`). Anything unknown is refused at upload, before a byte of the rule runs.
 
 use switchboard_rules::contract::{PACKAGE, SUPPORTED_VERSIONS};
 
@@ -29,9 +30,18 @@ const ALLOWED_WASI: &[&str] = &[
     "wasi:random/insecure-seed",
     "wasi:filesystem/types",
     "wasi:filesystem/preopens",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
+    "wasi:sockets/ip-name-lookup",
+    "wasi:http/types",
+    "wasi:http/outgoing-handler",
 ];
 
-const ALLOWED_SUMMARY: &str = "switchboard:rules/{types,host}, and WASI 0.2 cli, io, clocks, random and filesystem (which has no directories)";
+const ALLOWED_SUMMARY: &str = "switchboard:rules/{types,host}, and WASI 0.2 cli, io, clocks, random, filesystem (which has no directories), sockets (which deny every address) and http types and outgoing-handler (which refuse every request)";
 
 /// Splits `ns:pkg/iface@version` into (`ns:pkg/iface`, `version`).
 fn split_version(name: &str) -> (&str, Option<&str>) {
@@ -106,10 +116,25 @@ mod tests {
     }
 
     #[test]
-    fn sockets_http_and_unknown_interfaces_are_refused() {
+    fn the_toolchains_capability_imports_pass() {
+        for name in [
+            "wasi:sockets/tcp@0.2.9",
+            "wasi:sockets/ip-name-lookup@0.2.9",
+            "wasi:http/outgoing-handler@0.2.10",
+            "wasi:http/types@0.2.10",
+        ] {
+            assert!(
+                check_imports(["switchboard:rules/types@0.1.0", name]).is_ok(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_interfaces_are_refused() {
         for bad in [
-            "wasi:sockets/tcp@0.2.3",
-            "wasi:http/outgoing-handler@0.2.3",
+            "wasi:http/incoming-handler@0.2.3",
+            "wasi:keyvalue/store@0.2.0",
             "evil:net/exfiltrate",
             "switchboard:rules/admin@0.1.0",
             "wasi:cli/stdout@0.3.0",

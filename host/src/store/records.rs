@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use switchboard_rules::{CalendarSpec, Decision, SlaClocks, Ticket};
 
-use crate::limits::Limits;
+use crate::limits::{Limits, RuleLimits, Toolchain, ToolchainLimits};
 
 /// What a key may do on one tenant. Ordered: each role may do what the ones before it may.
 #[derive(
@@ -65,8 +65,12 @@ pub struct Settings {
     pub fallback: Option<Decision>,
     /// Statuses in which SLA clocks pause.
     pub paused_statuses: Vec<String>,
-    /// Sandbox limits for this tenant's rules.
+    /// Sandbox limits for this tenant's native rules (Rust, and any toolchain not
+    /// recognised).
     pub limits: Limits,
+    /// Sandbox limits for JavaScript and Python rules, whose runtimes need more room; each
+    /// written as changes over that toolchain's defaults.
+    pub toolchain_limits: ToolchainLimits,
     /// Four-eyes approval: the uploader of a version may not approve it, and only approved
     /// versions may be activated.
     pub four_eyes: bool,
@@ -75,12 +79,20 @@ pub struct Settings {
     pub at_risk_percent: u8,
 }
 
+impl Settings {
+    /// The limits of every toolchain.
+    pub fn rule_limits(&self) -> RuleLimits {
+        RuleLimits::new(self.limits, self.toolchain_limits)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             fallback: None,
             paused_statuses: vec!["pending_customer".into(), "pending_vendor".into()],
             limits: Limits::default(),
+            toolchain_limits: ToolchainLimits::default(),
             four_eyes: true,
             at_risk_percent: 75,
         }
@@ -168,7 +180,13 @@ pub struct KeyRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleStatus {
-    /// Uploaded; with four-eyes on it waits for another admin's approval.
+    /// Accepted by the checks that need no compiling; being compiled and started on a sample
+    /// ticket. It cannot be approved, tested or activated yet.
+    Compiling,
+    /// Compiled, but it could not start within its limits (or failed to compile); `error`
+    /// says why. It can never be approved.
+    Failed,
+    /// Compiled and ready; with four-eyes on it waits for another admin's approval.
     Uploaded,
     /// Approved by an admin other than the uploader.
     Approved,
@@ -176,6 +194,16 @@ pub enum RuleStatus {
     Active,
     /// Was active; kept for rollback.
     Retired,
+}
+
+/// Why a version failed after upload: the same code and message an upload refused at once
+/// would have had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LoadFailure {
+    /// Machine-readable code, e.g. `cannot_start`, `compile_budget`.
+    pub code: String,
+    /// What went wrong, in words.
+    pub message: String,
 }
 
 /// One uploaded rule version.
@@ -191,6 +219,16 @@ pub struct RuleRecord {
     pub contract: String,
     /// Lifecycle status.
     pub status: RuleStatus,
+    /// The toolchain that built it, which chooses its limits.
+    #[serde(default)]
+    pub toolchain: Toolchain,
+    /// Why it `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<LoadFailure>,
+    /// When it finished compiling (`uploaded` or `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ready_at: Option<Timestamp>,
     /// Key id that uploaded it.
     pub uploaded_by: String,
     /// Upload time.

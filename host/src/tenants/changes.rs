@@ -198,6 +198,14 @@ impl Tenants {
             .limits
             .validate_within(&self.caps)
             .map_err(|e| Refusal::invalid("invalid_limits", format!("`limits`: {e}")))?;
+        for (name, limits) in [
+            ("javascript", &settings.toolchain_limits.javascript),
+            ("python", &settings.toolchain_limits.python),
+        ] {
+            limits.validate_within(&self.caps).map_err(|e| {
+                Refusal::invalid("invalid_limits", format!("`toolchain_limits.{name}`: {e}"))
+            })?;
+        }
         if !(1..=100).contains(&settings.at_risk_percent) {
             return Err(
                 Refusal::invalid("invalid_settings", "`at_risk_percent` must be 1 to 100").into(),

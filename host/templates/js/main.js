@@ -1,0 +1,6 @@
+// The component's entry: binds the rule to the host imports.
+import * as imports from 'switchboard:rules/host@0.1.0';
+import { exportRule } from './lib/switchboard.js';
+import { route as logic } from './rule.js';
+
+export const route = exportRule(logic, imports);
