@@ -520,3 +520,40 @@ fn rules_new_scaffolds_projects_that_test_and_build_as_written() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_left_compiling_by_a_stopped_process_is_compiled_at_start() {
+    use switchboard_host::store::records::{RuleRecord, RuleStatus};
+    use switchboard_host::store::{self, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = server.create_team("resume").await;
+    let up = server
+        .api()
+        .upload(team.id(), &team.operator.key, guest("vip-and-security"))
+        .await;
+    assert_eq!(up.expect(201)["status"], "uploaded");
+    server.stop().await;
+
+    // A crash while version 1 compiled: its record still says `compiling`.
+    let db = Store::open(&dir.path().join("switchboard.redb")).unwrap();
+    db.write(|txn| {
+        let key = store::seq_key("resume", 1);
+        let mut rule: RuleRecord = store::get_in(txn, store::RULES, &key)?.expect("version 1");
+        rule.status = RuleStatus::Compiling;
+        rule.ready_at = None;
+        store::put_in(txn, store::RULES, &key, &rule)
+    })
+    .await
+    .unwrap();
+    drop(db);
+
+    let server = TestServer::start(dir.path()).await;
+    let record = server
+        .api()
+        .wait_compiled("resume", team.admin(), &json!(1))
+        .await;
+    assert_eq!(record["status"], "uploaded", "{record}");
+    assert!(record["ready_at"].is_string(), "{record}");
+    server.stop().await;
+}
