@@ -190,6 +190,33 @@ fn toolchains(c: &mut Criterion) {
             b.iter(|| black_box(runtime.instantiate_reused(module, ctx, &event).is_ok()))
         });
     }
+    // The pages an evaluation dirties past the kept-resident prefix go back to the kernel and
+    // fault in again on the next one: price that for the JavaScript and Python runtimes.
+    for keep in [8usize << 20, 32 << 20] {
+        let roomy = Runtime::new(RuntimeConfig {
+            keep_resident_bytes: keep,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        for (name, bytes) in &rules[1..] {
+            let module = roomy.load(bytes, defaults).expect("load");
+            let mut ctx = EvalContext::new("bench", "v1");
+            ctx.limits = *defaults.get(module.toolchain());
+            group.bench_function(
+                format!("{name}/fresh-instance-keep-resident-{}MiB", keep >> 20),
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            roomy
+                                .evaluate(&module, &ctx, black_box(&event))
+                                .outcome
+                                .is_ok(),
+                        )
+                    })
+                },
+            );
+        }
+    }
     group.finish();
     let (_, _, rust_ready, rust_fuel, _) = summary[0];
     eprintln!(
