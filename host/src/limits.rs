@@ -111,17 +111,32 @@ impl Default for ToolchainLimits {
     }
 }
 
-/// Some limits of one toolchain, as a tenant writes them.
+/// Some limits of one toolchain, as a tenant writes them: a limit left out keeps the
+/// toolchain's default; `null` is refused like any other value that is not a number.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsPatch {
+    #[serde(default, deserialize_with = "present")]
     fuel: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
     memory_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
     module_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "present")]
     wall_clock_ms: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
     input_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "present")]
     output_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "present")]
     log_bytes: Option<usize>,
+}
+
+/// A field that, when present, must hold a value (`null` is not one).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 impl LimitsPatch {
@@ -388,6 +403,9 @@ mod tests {
         assert_eq!(t.python.memory_bytes, Limits::PYTHON.memory_bytes);
         assert!(serde_json::from_str::<ToolchainLimits>(r#"{"go": {}}"#).is_err());
         assert!(serde_json::from_str::<ToolchainLimits>(r#"{"python": {"fuell": 1}}"#).is_err());
+        assert!(
+            serde_json::from_str::<ToolchainLimits>(r#"{"python": {"log_bytes": null}}"#).is_err()
+        );
         // What a GET shows, a PUT takes back unchanged.
         let round: ToolchainLimits =
             serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap();
