@@ -232,6 +232,20 @@ fn fetch_sockets_and_files_reach_nothing_and_answers_stay_deterministic() {
         first.outcome, again.outcome,
         "random and clocks are per event"
     );
+    // A request with a body gets no body to write (a blocked write would hold the host
+    // thread past any deadline): the rule stops at once, and the ticket falls back.
+    let post_ctx = ctx(
+        &[("target", &url), ("post", "yes")],
+        defaults.get(js.toolchain()),
+    );
+    let post = rt.evaluate(&js, &post_ctx, &event);
+    let failure = &post.outcome.as_ref().map(|_| ()).unwrap_err().failure;
+    assert_eq!(failure.class(), FailureClass::Trap, "{failure}");
+    assert!(
+        post.elapsed < std::time::Duration::from_secs(5),
+        "{:?}",
+        post.elapsed
+    );
 
     let py = rt.load(&built(Lang::Python, PY_ESCAPE), defaults).unwrap();
     let py_ctx = ctx(&[("target", &addr)], defaults.get(py.toolchain()));

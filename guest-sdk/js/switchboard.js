@@ -148,6 +148,9 @@ export function makeHost(raw) {
   };
 }
 
+/** The most characters of an exception's stack written to the rule log. */
+const STACK_LOG_BYTES = 2048;
+
 /** The contract's error value for `e`, thrown so the component returns `err(rule-error)`. */
 function ruleErrorValue(code, message) {
   const error = new Error(message);
@@ -176,7 +179,8 @@ export function exportRule(logic, imports) {
     } catch (e) {
       if (e instanceof RuleError) throw ruleErrorValue(e.code, e.message);
       const message = `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
-      host.error(`${message}\n${e?.stack ?? ''}`.trimEnd());
+      // Bounded, so the stack cannot push the log past its limit and trap instead.
+      host.error(`${message}\n${e?.stack ?? ''}`.trimEnd().slice(0, STACK_LOG_BYTES));
       throw ruleErrorValue('exception', message);
     }
     return result instanceof DecisionBuilder ? result.build() : result;

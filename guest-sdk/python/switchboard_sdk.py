@@ -26,6 +26,10 @@ __all__ = [
 ]
 
 
+STACK_LOG_CHARS = 2048
+"""The most characters of an exception's traceback written to the rule log."""
+
+
 class RuleError(Exception):
     """An error the rule reports on purpose: it becomes the contract's ``rule-error``."""
 
@@ -195,7 +199,8 @@ def export_rule(logic: Logic, imports: Any) -> Callable[[Any, types.TicketEvent]
             raise Err(types.RuleError(code=e.code, message=e.message)) from None
         except Exception as e:  # noqa: BLE001 - every exception becomes a rule-error
             message = f"{type(e).__name__}: {e}"
-            host.error(f"{message}\n{traceback.format_exc()}".rstrip())
+            # Bounded, so the traceback cannot push the log past its limit and trap instead.
+            host.error(f"{message}\n{traceback.format_exc()}".rstrip()[:STACK_LOG_CHARS])
             raise Err(types.RuleError(code="exception", message=message)) from None
         return result.build() if isinstance(result, DecisionBuilder) else result
 

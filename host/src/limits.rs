@@ -345,6 +345,27 @@ impl Limits {
         }
     }
 
+    /// Each limit still at its value in `defaults` lowered to its cap: a toolchain's defaults
+    /// may be above a platform cap, and a tenant that never set them must not be refused
+    /// for them; a value the tenant did set is left for [`Limits::validate_within`] to judge.
+    pub fn defaults_within(&self, defaults: &Limits, caps: &Limits) -> Limits {
+        let fit = |v: u64, d: u64, c: u64| if v == d { v.min(c) } else { v };
+        let fit_usize = |v: usize, d: usize, c: usize| if v == d { v.min(c) } else { v };
+        Limits {
+            fuel: fit(self.fuel, defaults.fuel, caps.fuel),
+            memory_bytes: fit(self.memory_bytes, defaults.memory_bytes, caps.memory_bytes),
+            module_bytes: fit_usize(self.module_bytes, defaults.module_bytes, caps.module_bytes),
+            wall_clock_ms: fit(
+                self.wall_clock_ms,
+                defaults.wall_clock_ms,
+                caps.wall_clock_ms,
+            ),
+            input_bytes: fit_usize(self.input_bytes, defaults.input_bytes, caps.input_bytes),
+            output_bytes: fit_usize(self.output_bytes, defaults.output_bytes, caps.output_bytes),
+            log_bytes: fit_usize(self.log_bytes, defaults.log_bytes, caps.log_bytes),
+        }
+    }
+
     /// Platform caps from `name=value` pairs separated by commas (`wall_clock_ms=1000,
     /// fuel=50000000`); limits not named keep their [`Limits::MAX`].
     pub fn parse_caps(spec: &str) -> Result<Limits, String> {
@@ -433,6 +454,17 @@ mod tests {
             ("wall_clock_ms", 5000, 1000)
         );
         assert_eq!(asked.capped(&caps).wall_clock_ms, 1000);
+        // A toolchain's defaults above a cap are lowered to it; a value set above it is not.
+        let js = Limits::JAVASCRIPT.defaults_within(&Limits::JAVASCRIPT, &caps);
+        assert_eq!((js.fuel, js.validate_within(&caps)), (50_000_000, Ok(())));
+        let set = Limits {
+            fuel: 70_000_000,
+            ..Limits::JAVASCRIPT
+        };
+        assert_eq!(
+            set.defaults_within(&Limits::JAVASCRIPT, &caps).fuel,
+            70_000_000
+        );
         assert_eq!(Limits::default().validate_within(&caps), Ok(()));
         for bad in ["wall_clock=5", "fuel=lots", "wall_clock_ms=6000", "fuel"] {
             assert!(Limits::parse_caps(bad).is_err(), "{bad}");

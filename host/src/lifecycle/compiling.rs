@@ -68,18 +68,46 @@ impl Lifecycle {
             calendars: view.calendars.clone(),
             limits: limits.native,
         };
-        let runtime = self.runtime.clone();
-        // The sample evaluation runs on the tenant's own share of instance slots.
-        let slot = runtime.slot(t).await;
-        let loaded = tokio::task::spawn_blocking(move || -> Result<RuleModule, LoadError> {
-            let _slot = slot;
-            let module = runtime.load(&bytes, limits)?;
-            ctx.limits = *limits.get(module.toolchain());
-            runtime.probe(&module, &ctx)?;
-            Ok(module)
-        })
-        .await
-        .map_err(|e| crate::refusal::Error::Internal(e.to_string()))?;
+        let internal = |e: tokio::task::JoinError| crate::refusal::Error::Internal(e.to_string());
+        // Compiling takes seconds and no evaluation slot: the tenant's tickets keep routing.
+        // A host fault (the cache could not be written, the worker could not be started) is
+        // tried again; only what the module itself caused makes the version `failed`.
+        let mut attempt = 0;
+        let compiled = loop {
+            let runtime = self.runtime.clone();
+            let bytes = bytes.clone();
+            let compiled = tokio::task::spawn_blocking(move || runtime.load(&bytes, limits))
+                .await
+                .map_err(internal)?;
+            match compiled {
+                Err(e @ LoadError::Cache(_)) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(tenant = %t, version, error = %e, attempt, "compiling a rule version again");
+                    tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                }
+                Err(e @ LoadError::Cache(_)) => {
+                    // Left `compiling`: the next start tries again.
+                    return Err(crate::refusal::Error::Internal(e.to_string()));
+                }
+                other => break other,
+            }
+        };
+        let loaded = match compiled {
+            Ok(module) => {
+                ctx.limits = *limits.get(module.toolchain());
+                // The sample evaluation runs on the tenant's own share of instance slots.
+                let slot = self.runtime.slot(t).await;
+                let runtime = self.runtime.clone();
+                tokio::task::spawn_blocking(move || -> Result<RuleModule, LoadError> {
+                    let _slot = slot;
+                    runtime.probe(&module, &ctx)?;
+                    Ok(module)
+                })
+                .await
+                .map_err(internal)?
+            }
+            Err(e) => Err(e),
+        };
         let outcome = match loaded {
             Ok(module) => {
                 self.tenants.remember_module(module);

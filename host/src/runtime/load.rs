@@ -4,14 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use switchboard_rules::model::TicketEvent;
 use wasmtime::component::Component;
 
+use super::outcome::finish;
 use super::{
-    Compiler, EvalContext, EvalFailure, Evaluation, FailureClass, LoadError, ModuleInner, Pre,
-    RuleModule, Runtime, StructureLimits, cache, compile, inspect, structure, v0_1_0, validate,
+    Bindings, Compiler, EvalContext, EvalFailure, Evaluation, FailureClass, LoadError, ModuleInner,
+    Pre, RuleModule, Runtime, StructureLimits, cache, compile, inspect, structure, v0_1_0,
+    validate,
 };
 use crate::limits::{RuleLimits, Toolchain};
 
@@ -30,10 +33,11 @@ pub struct Checked {
     pub imports: Vec<String>,
 }
 
-/// The ticket [`Runtime::probe`] starts a rule on: created now, with only what every ticket
-/// has.
+/// The ticket [`Runtime::probe`] starts a rule on: only what every ticket has, at a fixed
+/// instant (a Monday, 10:00 UTC), so the sample's clocks and random never depend on when it
+/// was uploaded.
 fn sample_event() -> TicketEvent {
-    let now = jiff::Timestamp::now();
+    let now = jiff::Timestamp::from_second(1_772_445_600).expect("a valid instant");
     TicketEvent {
         kind: switchboard_rules::EventKind::Created,
         ticket: switchboard_rules::model::Ticket {
@@ -143,7 +147,7 @@ impl Runtime {
                 });
             }
         };
-        // Only a module that passed every check is kept on disk.
+        // Only a module that passed every check up to here is kept on disk.
         if let (Some(cache), Some(artifact)) = (&self.cache, artifact) {
             cache.put(&checked.sha256, &artifact)?;
         }
@@ -166,24 +170,40 @@ impl Runtime {
     /// it is refused with the reason instead of reaching approval. A rule error or a trap in
     /// the rule's own logic is not a reason: the rule may expect tickets unlike the sample.
     pub fn probe(&self, module: &RuleModule, ctx: &EvalContext) -> Result<Evaluation, LoadError> {
-        let cannot_start = |failure: &EvalFailure| LoadError::CannotStart {
-            reason: failure.to_string(),
-            toolchain: module.toolchain(),
-        };
+        let start = Instant::now();
         let event = sample_event();
-        let mut instance = self
-            .instantiate_reused(module, ctx, &event)
-            .map_err(|f| cannot_start(&f))?;
-        let eval = instance.route(&event);
-        match &eval.outcome {
-            // The wall clock depends on how busy the machine is; every other limit is
-            // deterministic, so a refusal never depends on the moment of upload.
-            Err(e)
-                if e.failure.class() == FailureClass::Limit
-                    && !matches!(e.failure, EvalFailure::WallClock { .. }) =>
-            {
-                Err(cannot_start(&e.failure))
+        // One store, armed once: instantiation and the call share one budget, as in
+        // `evaluate`.
+        let _running = self.ticker.running();
+        let mut store = self.new_store(ctx, &event);
+        let instance = match &module.inner.pre {
+            Pre::V0_1_0(pre) => pre.instantiate(&mut store).map(Bindings::V0_1_0),
+        };
+        let (eval, starting) = match instance {
+            Ok(rules) => {
+                let result = rules.route(&mut store, &event);
+                (finish(ctx, &event, start, &mut store, result), false)
             }
+            Err(e) => (finish(ctx, &event, start, &mut store, Err(e)), true),
+        };
+        let refused = match &eval.outcome {
+            // The wall clock depends on how busy the machine is, and a host failure (no free
+            // slot) is not the rule's: neither may decide a refusal.
+            Err(e) => match e.failure.class() {
+                _ if matches!(e.failure, EvalFailure::WallClock { .. }) => false,
+                FailureClass::Host => false,
+                FailureClass::Limit => true,
+                // Failing to start at all is refused; the rule's own logic failing on the
+                // sample is not.
+                _ => starting,
+            },
+            Ok(_) => false,
+        };
+        match &eval.outcome {
+            Err(e) if refused => Err(LoadError::CannotStart {
+                reason: e.failure.to_string(),
+                toolchain: module.toolchain(),
+            }),
             _ => Ok(eval),
         }
     }

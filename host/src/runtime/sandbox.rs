@@ -29,6 +29,8 @@ use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError, Stream
 use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
+use wasmtime_wasi_http::p2::body::HostOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostOutgoingRequest, HostOutgoingResponse};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// One line of a rule's log.
@@ -421,9 +423,9 @@ impl OutputStream for LogStream {
 }
 
 /// Links the locked-down WASI into `linker`: all of WASIp2 with sockets denied by policy,
-/// `wasi:http` with every request refused (so any toolchain's component links; the upload
-/// allow-list decides which interfaces a rule may import at all), and sleeping replaced by a
-/// trap.
+/// `wasi:http` with every request refused and no outgoing bodies (so any toolchain's
+/// component links; the upload allow-list decides which interfaces a rule may import at all),
+/// and sleeping replaced by a trap.
 pub(crate) fn link_wasi(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
@@ -441,9 +443,29 @@ pub(crate) fn link_wasi(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             Err(wasmtime::Error::new(LimitHit::Sleep))
         },
     )?;
+    // An outgoing body's stream drains only into a request that is sent, and none ever is:
+    // a rule writing to one with `blocking-write-and-flush` (or polling it) would wait inside
+    // the host call forever, where the epoch deadline cannot stop it. So there are no
+    // outgoing bodies: `body()` answers `err`, as for a body already taken.
+    let mut http = linker.instance("wasi:http/types@0.2.12")?;
+    http.func_wrap(
+        "[method]outgoing-request.body",
+        |_, (_,): (Resource<HostOutgoingRequest>,)| -> wasmtime::Result<(NoBody,)> {
+            Ok((Err(()),))
+        },
+    )?;
+    http.func_wrap(
+        "[method]outgoing-response.body",
+        |_, (_,): (Resource<HostOutgoingResponse>,)| -> wasmtime::Result<(NoBody,)> {
+            Ok((Err(()),))
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }
+
+/// What `body()` answers: never a body.
+type NoBody = Result<Resource<HostOutgoingBody>, ()>;
 
 #[cfg(test)]
 mod tests {

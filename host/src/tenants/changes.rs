@@ -10,6 +10,7 @@ use redb::ReadableTable as _;
 use switchboard_rules::{ALWAYS_OPEN, Calendar, CalendarSpec};
 
 use super::{Tenants, audit, check_id, new_key};
+use crate::limits::Limits;
 use crate::refusal::{Refusal, Result};
 use crate::store::records::{AuditEntry, KeyRecord, Role, Settings, TenantRecord};
 use crate::store::{self, StoreError};
@@ -192,12 +193,19 @@ impl Tenants {
         &self,
         t: &str,
         who: &str,
-        settings: Settings,
+        mut settings: Settings,
     ) -> Result<SettingsOutcome> {
         settings
             .limits
             .validate_within(&self.caps)
             .map_err(|e| Refusal::invalid("invalid_limits", format!("`limits`: {e}")))?;
+        let toolchains = &mut settings.toolchain_limits;
+        toolchains.javascript = toolchains
+            .javascript
+            .defaults_within(&Limits::JAVASCRIPT, &self.caps);
+        toolchains.python = toolchains
+            .python
+            .defaults_within(&Limits::PYTHON, &self.caps);
         for (name, limits) in [
             ("javascript", &settings.toolchain_limits.javascript),
             ("python", &settings.toolchain_limits.python),

@@ -1,5 +1,6 @@
 // A JavaScript rule that tries to leave the sandbox: `fetch` to the address in config
-// `target`, and throws on purpose when the category says so. Built with componentize-js's
+// `target` (a POST with the ticket's description when config `post` is set), and throws on
+// purpose when the category says so. Built with componentize-js's
 // default flags, it imports `wasi:http`, which the host links with every request refused.
 import * as imports from 'switchboard:rules/host@0.1.0';
 import { RuleError, decision, exportRule } from '../../../../guest-sdk/js/switchboard.js';
@@ -11,7 +12,8 @@ function logic(event, host) {
   const target = host.config('target');
   if (target) {
     try {
-      fetch(target, { method: 'POST', body: event.ticket.description }).then(
+      const init = host.config('post') ? { method: 'POST', body: event.ticket.description } : {};
+      fetch(target, init).then(
         (r) => host.info(`fetch: ALLOWED ${r.status}`),
         (e) => host.info(`fetch: denied (${e})`),
       );
