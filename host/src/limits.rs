@@ -95,6 +95,8 @@ impl Toolchain {
 /// read as changes over the toolchain's defaults, so `{"python": {"fuel": 90000000}}` keeps
 /// every other Python default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+// Both may be left out (the custom `Deserialize` below fills them): the schema says so.
+#[serde(default)]
 pub struct ToolchainLimits {
     /// Limits for componentize-js rules (defaults: [`Limits::JAVASCRIPT`]).
     pub javascript: Limits,
