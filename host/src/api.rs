@@ -12,6 +12,7 @@ pub mod extract;
 pub mod openapi;
 mod ops;
 pub mod params;
+mod replay;
 mod rules;
 mod schedules;
 mod settings;
@@ -58,6 +59,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rules::test))
         .routes(routes!(rules::approve))
         .routes(routes!(rules::activate))
+        .routes(routes!(replay::replay))
+        .routes(routes!(replay::get_replay))
+        .routes(routes!(replay::export))
         .routes(routes!(tickets::create, tickets::board))
         .routes(routes!(tickets::read))
         .routes(routes!(tickets::event))

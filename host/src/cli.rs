@@ -15,6 +15,8 @@ use switchboard_rules::{Calendar, CalendarSet, CalendarSpec, TicketEvent, Ticket
 use crate::limits::{Limits, RuleLimits, Toolchain};
 use crate::runtime::{EvalContext, Runtime, RuntimeConfig};
 
+mod replay;
+
 /// Switchboard: SLA and routing engine for co-managed IT.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about)]
@@ -83,6 +85,31 @@ pub enum RulesCommand {
         /// The module (`.wasm` component).
         module: PathBuf,
         /// Tickets: a JSON array of tickets (or one ticket object), as the API takes them.
+        tickets: PathBuf,
+        /// Tenant configuration: a JSON object of string values.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory of calendars: `<id>.json` files in the API's calendar format.
+        #[arg(long)]
+        calendars: Option<PathBuf>,
+        /// Limits as JSON (default: the service's defaults).
+        #[arg(long)]
+        limits: Option<PathBuf>,
+        /// Where compiled modules are kept.
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Replay history with a candidate module: the tickets of an export (`GET
+    /// …/tickets/export`, NDJSON) evaluated with CANDIDATE and with the module (or the
+    /// decisions stored in the export) it is compared with; prints the summary the service's
+    /// replay answers. A rule that fails falls back to the built-in fallback decision.
+    Replay {
+        /// The candidate module (`.wasm` component).
+        candidate: PathBuf,
+        /// The module to compare with, or `stored` for the decisions in the export.
+        #[arg(long)]
+        against: String,
+        /// The export: one JSON object per line.
         tickets: PathBuf,
         /// Tenant configuration: a JSON object of string values.
         #[arg(long)]
@@ -184,6 +211,23 @@ pub fn load_calendars(dir: &Path) -> anyhow::Result<CalendarSet> {
         set.insert(id, calendar);
     }
     Ok(set)
+}
+
+/// The config of `--config FILE` and the calendars of `--calendars DIR` (none, and the
+/// built-in ones, when not given).
+fn load_tenant(
+    config: Option<&Path>,
+    calendars: Option<&Path>,
+) -> anyhow::Result<(BTreeMap<String, String>, CalendarSet)> {
+    let config = match config {
+        Some(p) => read_json(p, "config JSON (an object of string values)")?,
+        None => BTreeMap::new(),
+    };
+    let calendars = match calendars {
+        Some(dir) => load_calendars(dir)?,
+        None => CalendarSet::default(),
+    };
+    Ok((config, calendars))
 }
 
 /// Parses the tickets file: an array of tickets or a single ticket.
@@ -316,14 +360,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             cache,
         }) => {
             let limits = load_limits(limits.as_deref())?;
-            let config: BTreeMap<String, String> = match &config {
-                Some(p) => read_json(p, "config JSON (an object of string values)")?,
-                None => BTreeMap::new(),
-            };
-            let calendars = match &calendars {
-                Some(dir) => load_calendars(dir)?,
-                None => CalendarSet::default(),
-            };
+            let (config, calendars) = load_tenant(config.as_deref(), calendars.as_deref())?;
             let tickets = load_tickets(&tickets)?;
             let bytes = read(&module)?;
             let runtime = cache.runtime()?;
@@ -349,6 +386,27 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 serde_json::to_writer(&mut *out, &line)?;
                 writeln!(out)?;
             }
+        }
+        Command::Rules(RulesCommand::Replay {
+            candidate,
+            against,
+            tickets,
+            config,
+            calendars,
+            limits,
+            cache,
+        }) => {
+            let limits = load_limits(limits.as_deref())?;
+            let (config, calendars) = load_tenant(config.as_deref(), calendars.as_deref())?;
+            let local = replay::Local {
+                runtime: Arc::new(cache.runtime()?),
+                limits,
+                config: Arc::new(config),
+                calendars: Arc::new(calendars),
+            };
+            let summary = local.replay(&candidate, &against, &tickets)?;
+            serde_json::to_writer_pretty(&mut *out, &summary)?;
+            writeln!(out)?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@
 //! 1. infrastructure — [`store`], [`runtime`], [`limits`], [`metrics`], [`webhooks`],
 //!    [`cron`], [`background`];
 //! 2. domain — [`refusal`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
-//!    [`tickets`], [`schedules`];
+//!    [`tickets`], [`replay`], [`schedules`];
 //! 3. wiring — [`service`];
 //! 4. edges — [`api`], [`cli`], [`serve`].
 
@@ -23,6 +23,7 @@ pub mod webhooks;
 pub mod endpoints;
 pub mod lifecycle;
 pub mod refusal;
+pub mod replay;
 pub mod schedules;
 pub mod tenants;
 pub mod tickets;

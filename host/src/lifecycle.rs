@@ -119,21 +119,48 @@ impl Lifecycle {
     /// The compiled module of `version` (from the cache, or loaded off the async runtime);
     /// refused while the version compiles or when it failed.
     async fn module(&self, view: &TenantView, version: u32) -> Result<RuleModule> {
+        let (_, module) = self.module_of(view, version, false).await?;
+        Ok(module)
+    }
+
+    /// The record and compiled module of `version` for a replay: like the dry run's, except
+    /// that a version which compiled but could not start on the sample ticket
+    /// (`cannot_start`) is loaded too, so a replay shows on which tickets it fails.
+    pub async fn replayable(
+        &self,
+        view: &TenantView,
+        version: u32,
+    ) -> Result<(RuleRecord, RuleModule)> {
+        self.module_of(view, version, true).await
+    }
+
+    async fn module_of(
+        &self,
+        view: &TenantView,
+        version: u32,
+        unstartable: bool,
+    ) -> Result<(RuleRecord, RuleModule)> {
         let rule: Option<RuleRecord> = store::get(
             &self.store.read()?,
             store::RULES,
             &rule_key(&view.record.id, version),
         )?;
         let rule = rule.ok_or_else(|| no_version(version))?;
-        if let Some(refusal) = not_ready(&rule) {
+        let compiled_only = unstartable
+            && rule
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == LoadError::CANNOT_START);
+        if let Some(refusal) = not_ready(&rule).filter(|_| !compiled_only) {
             return Err(refusal.into());
         }
         let tenants = self.tenants.clone();
         let (t, limits) = (view.record.id.clone(), view.record.settings.rule_limits());
-        tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
+        let module = tokio::task::spawn_blocking(move || tenants.module_for(&t, version, &limits))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|_| no_version(version).into())
+            .map_err(|_| Error::from(no_version(version)))?;
+        Ok((rule, module))
     }
 
     /// Checks `bytes` under the tenant's limits (everything that needs no compiling), stores
@@ -182,6 +209,7 @@ impl Lifecycle {
                     approved_by: None,
                     approved_at: None,
                     activated_at: None,
+                    last_replay: None,
                 };
                 txn.open_table(store::MODULES)?
                     .insert(checked.sha256.as_str(), stored.as_ref())?;
@@ -223,6 +251,12 @@ impl Lifecycle {
                 if tenant.settings.four_eyes && rule.uploaded_by == who {
                     return Ok(Err(Refusal::forbidden(
                         "four-eyes approval is on: the key that uploaded a version cannot approve it",
+                    )));
+                }
+                if tenant.settings.require_replay && rule.last_replay.is_none() {
+                    return Ok(Err(Refusal::conflict(
+                        "not_replayed",
+                        format!("the tenant requires a replay before approval: replay version {version} over the stored history first (`POST …/rules/{version}/replay`)"),
                     )));
                 }
                 if rule.approved_by.is_some() {

@@ -39,7 +39,7 @@ pub use compile::{CompileBudget, Compiler, MAX_CONCURRENT_COMPILES, WORKER_SUBCO
 pub use error::{EvalError, EvalFailure, FailureClass, LoadError};
 pub use load::Checked;
 pub use sandbox::LogLine;
-pub use slots::EvalSlot;
+pub use slots::{BackgroundSlot, EvalSlot};
 pub use structure::{Expansion, StructureLimits, check as check_structure};
 
 use crate::limits::{self, Limits, Toolchain};
@@ -358,6 +358,18 @@ impl Runtime {
     /// `tenant_evaluations` setting) while another tenant waits.
     pub async fn slot(&self, tenant: &str) -> EvalSlot {
         self.slots.acquire(tenant).await
+    }
+
+    /// Waits for a turn of background work (a replay): at most
+    /// [`Runtime::background_share`] run at once, each evaluating one ticket at a time on one
+    /// slot of the pool, and none takes a place in any tenant's share.
+    pub async fn background_slot(&self) -> BackgroundSlot {
+        self.slots.acquire_background().await
+    }
+
+    /// How many background runs may evaluate at once: half the CPUs, at least one.
+    pub fn background_share() -> u32 {
+        slots::background_share()
     }
 
     /// Evaluates `event` in a fresh instance of `module`.

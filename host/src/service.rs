@@ -10,6 +10,7 @@ use crate::endpoints::Endpoints;
 use crate::lifecycle::Lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::replay::Replays;
 use crate::runtime::{Compiler, LoadError, Runtime, RuntimeConfig};
 use crate::schedules::Runner;
 use crate::store::{Store, StoreError};
@@ -30,6 +31,8 @@ pub struct Service {
     pub tickets: Tickets,
     /// The rule lifecycle.
     pub lifecycle: Lifecycle,
+    /// Replays of rule versions over the stored history, and the export.
+    pub replays: Replays,
     /// Webhook endpoints.
     pub endpoints: Endpoints,
     /// Webhook delivery.
@@ -138,12 +141,19 @@ impl Service {
         );
         let lifecycle = Lifecycle::new(store.clone(), tenants.clone(), runtime.clone());
         let endpoints = Endpoints::new(store.clone(), tenants.clone(), deliveries.clone());
+        let replays = Replays::new(
+            store.clone(),
+            tenants.clone(),
+            lifecycle.clone(),
+            runtime.clone(),
+        );
         Ok(Service {
             store,
             runtime,
             tenants,
             tickets,
             lifecycle,
+            replays,
             endpoints,
             deliveries,
             timers,

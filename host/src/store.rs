@@ -39,11 +39,39 @@ pub const TIMERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("
 pub const DELIVERIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("deliveries");
 /// Cron schedules by `tenant/id`.
 pub const SCHEDULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("schedules");
+/// Tickets by creation: `tenant/created (ms, offset, zero-padded)/external id` → nothing
+/// (see [`created_key`]), so history is read newest first, or over a period, without
+/// decoding every ticket of the tenant.
+pub const TICKETS_BY_CREATION: TableDefinition<'static, &str, &[u8]> =
+    TableDefinition::new("tickets_by_creation");
+/// Replay summaries by `tenant/sequence` (zero-padded).
+pub const REPLAYS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("replays");
+/// Facts about the file itself (which one-time index builds have run).
+pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Every table, created at open so that readers never meet a missing one.
-const TABLES: [TableDefinition<'static, &str, &[u8]>; 10] = [
-    TENANTS, KEYS, RULES, MODULES, TICKETS, AUDIT, WEBHOOKS, DELIVERIES, TIMERS, SCHEDULES,
+const TABLES: [TableDefinition<'static, &str, &[u8]>; 13] = [
+    TENANTS,
+    KEYS,
+    RULES,
+    MODULES,
+    TICKETS,
+    AUDIT,
+    WEBHOOKS,
+    DELIVERIES,
+    TIMERS,
+    SCHEDULES,
+    TICKETS_BY_CREATION,
+    REPLAYS,
+    META,
 ];
+
+/// The [`META`] key set once [`TICKETS_BY_CREATION`] holds every stored ticket.
+const CREATION_INDEX_BUILT: &str = "index/tickets_by_creation";
+
+/// Added to an instant's milliseconds so that every instant jiff can represent (years -9999
+/// to 9999) is a non-negative number of 16 digits, and keys sort as instants do.
+const CREATED_OFFSET_MS: i64 = 400_000_000_000_000;
 
 /// Most writes folded into one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -102,6 +130,23 @@ pub fn tenant_key(tenant: &str, id: &str) -> String {
 /// The key of a numbered tenant record (rule version, audit sequence), ordered by number.
 pub fn seq_key(tenant: &str, n: u64) -> String {
     format!("{tenant}/{n:020}")
+}
+
+/// The [`TICKETS_BY_CREATION`] key of ticket `id` created at `at`.
+pub fn created_key(tenant: &str, at: jiff::Timestamp, id: &str) -> String {
+    format!("{tenant}/{}/{id}", created_prefix(at))
+}
+
+/// The part of a [`created_key`] that orders it: an instant as 16 digits, so a range from
+/// `tenant/{created_prefix(since)}` to `tenant/{created_prefix(until)}` holds the tickets
+/// created in `[since, until)`.
+pub fn created_prefix(at: jiff::Timestamp) -> String {
+    format!("{:016}", at.as_millisecond() + CREATED_OFFSET_MS)
+}
+
+/// The external id in a [`created_key`].
+pub fn id_of_created_key(key: &str) -> &str {
+    key.splitn(3, '/').nth(2).unwrap_or("")
 }
 
 /// The key range of one tenant's records: `tenant/` up to (not including) `tenant0`.
@@ -256,6 +301,7 @@ impl Store {
         for table in TABLES {
             txn.open_table(table)?;
         }
+        build_creation_index(&txn)?;
         txn.commit()?;
         let (writer, jobs) = mpsc::channel::<Job>();
         let writer_db = db.clone();
@@ -330,6 +376,27 @@ impl Store {
         writer.send(job).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Indexes, once, the tickets a build without [`TICKETS_BY_CREATION`] stored (every later
+/// ticket is indexed in its own creating transaction).
+fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTable;
+    let mut meta = txn.open_table(META)?;
+    if meta.get(CREATION_INDEX_BUILT)?.is_some() {
+        return Ok(());
+    }
+    let tickets = txn.open_table(TICKETS)?;
+    let mut index = txn.open_table(TICKETS_BY_CREATION)?;
+    for entry in tickets.iter()? {
+        let (k, v) = entry?;
+        let record: records::TicketRecord = decode(k.value(), v.value())?;
+        let tenant = k.value().split('/').next().unwrap_or("");
+        let key = created_key(tenant, record.ticket.created_at, &record.ticket.id);
+        index.insert(key.as_str(), [].as_slice())?;
+    }
+    meta.insert(CREATION_INDEX_BUILT, [].as_slice())?;
+    Ok(())
 }
 
 fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {

@@ -356,6 +356,19 @@ pub fn audit(
     target: &str,
     sha256: Option<String>,
 ) -> Result<(), StoreError> {
+    audit_with(txn, tenant, who, action, target, sha256, None)
+}
+
+/// [`audit`], with the action's figures in `detail`.
+pub fn audit_with(
+    txn: &WriteTransaction,
+    tenant: &mut TenantRecord,
+    who: &str,
+    action: &str,
+    target: &str,
+    sha256: Option<String>,
+    detail: Option<serde_json::Value>,
+) -> Result<(), StoreError> {
     tenant.last_audit += 1;
     let entry = AuditEntry {
         seq: tenant.last_audit,
@@ -364,6 +377,7 @@ pub fn audit(
         action: action.to_owned(),
         target: target.to_owned(),
         sha256,
+        detail,
     };
     store::put_in(
         txn,

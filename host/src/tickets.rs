@@ -195,7 +195,8 @@ impl Tickets {
         // No read-before-route: the commit below checks for the id atomically and answers a
         // repeated post with the stored ticket; a repeat only costs one wasted evaluation,
         // while a read here would cost every new ticket a read transaction.
-        let (decision, outcome) = self.route(view, TicketEvent::created(ticket.clone())).await;
+        let routed_on = TicketEvent::created(ticket.clone());
+        let (decision, outcome) = self.route(view, routed_on.clone()).await;
         apply_routing(&mut ticket, &decision);
         let sla = SlaClocks::start(
             &decision.sla,
@@ -211,7 +212,9 @@ impl Tickets {
             events: Vec::new(),
             timers: Vec::new(),
             fired: Vec::new(),
+            routed_on: Some(routed_on),
         };
+        let by_creation = store::created_key(&t, record.ticket.created_at, &record.ticket.id);
         let planned = timers::plan(&record, &t, &view.calendars, now);
         record.timers = planned.keys();
         let earliest = planned.earliest;
@@ -224,6 +227,7 @@ impl Tickets {
                     return Ok((false, existing, Vec::new()));
                 }
                 store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
+                store::put_raw_in(txn, store::TICKETS_BY_CREATION, &by_creation, &[])?;
                 timers::replace_in(txn, &[], &planned)?;
                 let queued = match rule_failed(&record) {
                     Some(data) => emit(txn, &t, EventType::RuleFailed, data, now)?,
@@ -322,7 +326,8 @@ impl Tickets {
                 ticket: record.ticket.clone(),
                 at: applied.at,
             };
-            let (decision, outcome) = self.route(view, event).await;
+            let (decision, outcome) = self.route(view, event.clone()).await;
+            record.routed_on = Some(event);
             record
                 .sla
                 .change_targets(&decision.sla, applied.at)

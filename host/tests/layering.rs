@@ -23,6 +23,7 @@ const ORDER: &[&str] = &[
     "endpoints",
     "timers",
     "tickets",
+    "replay",
     "schedules",
     // Wiring.
     "service",

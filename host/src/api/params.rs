@@ -54,3 +54,13 @@ pub struct DeliveryPath {
     /// The delivery's message id (`webhook-id`).
     pub msg: String,
 }
+
+/// `/v1/tenants/{tenant}/replays/{replay_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ReplayPath {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The replay's id (`rpl_…`).
+    pub replay_id: String,
+}

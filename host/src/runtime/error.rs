@@ -84,6 +84,10 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// The code of [`LoadError::CannotStart`]: compiled, but it could not start on the sample
+    /// ticket.
+    pub const CANNOT_START: &'static str = "cannot_start";
+
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -96,7 +100,7 @@ impl LoadError {
             LoadError::NotARule(_) => "not_a_rule",
             LoadError::TooComplex { .. } => "too_complex",
             LoadError::CompileBudget(_) => "compile_budget",
-            LoadError::CannotStart { .. } => "cannot_start",
+            LoadError::CannotStart { .. } => Self::CANNOT_START,
             LoadError::Cache(_) => "artifact_cache",
         }
     }

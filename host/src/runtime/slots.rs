@@ -17,12 +17,28 @@ pub(super) fn default_share() -> u32 {
         .max(2)
 }
 
-/// The global pool and each tenant's share of it.
+/// How many evaluations background work (replays) may run at once: half the CPUs, at least
+/// one, so that ticket intake always has cores of its own.
+pub(super) fn background_share() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1) as u32)
+}
+
+/// The global pool, each tenant's share of it, and the share of background work.
 #[derive(Debug)]
 pub(super) struct Slots {
     global: Arc<Semaphore>,
     share: u32,
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    background: Arc<Semaphore>,
+}
+
+/// A turn for background work (a replay), which evaluates one ticket at a time: a place in
+/// the background share and a slot of the pool, held for the whole run. It takes nothing
+/// from any tenant's own share, so the tenant's tickets are routed as before.
+#[derive(Debug)]
+pub struct BackgroundSlot {
+    _global: OwnedSemaphorePermit,
+    _background: OwnedSemaphorePermit,
 }
 
 /// One evaluation's turn: a place in its tenant's share and a slot of the pool.
@@ -38,6 +54,26 @@ impl Slots {
             global: Arc::new(Semaphore::new(total as usize)),
             share: share.clamp(1, total),
             tenants: Mutex::default(),
+            background: Arc::new(Semaphore::new(background_share() as usize)),
+        }
+    }
+
+    pub(super) async fn acquire_background(&self) -> BackgroundSlot {
+        let background = self
+            .background
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        BackgroundSlot {
+            _global: global,
+            _background: background,
         }
     }
 
@@ -84,5 +120,32 @@ mod tests {
         drop(a1);
         let again = tokio::time::timeout(std::time::Duration::from_millis(50), slots.acquire("a"));
         assert!(again.await.is_ok(), "a freed share was not given back");
+    }
+
+    #[tokio::test]
+    async fn background_work_waits_for_its_share_and_leaves_tenants_theirs() {
+        let slots = Slots::new(8, 2);
+        let held: Vec<_> = {
+            let mut held = Vec::new();
+            for _ in 0..background_share() {
+                held.push(slots.acquire_background().await);
+            }
+            held
+        };
+        let more = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            slots.acquire_background(),
+        );
+        assert!(
+            more.await.is_err(),
+            "background work got more than its share"
+        );
+        let a1 = slots.acquire("a").await;
+        let a2 = tokio::time::timeout(std::time::Duration::from_millis(50), slots.acquire("a"));
+        assert!(
+            a2.await.is_ok(),
+            "a tenant lost its share to background work"
+        );
+        drop((held, a1));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use switchboard_rules::{CalendarSpec, Decision, SlaClocks, Ticket};
+use switchboard_rules::{CalendarSpec, Decision, SlaClocks, Ticket, TicketEvent};
 
 use crate::limits::{Limits, RuleLimits, Toolchain, ToolchainLimits};
 
@@ -77,6 +77,9 @@ pub struct Settings {
     /// A running clock is "at risk" from this percentage of its target on (1–100).
     #[schema(minimum = 1, maximum = 100)]
     pub at_risk_percent: u8,
+    /// Approval needs a replay: a version that was never replayed over the stored history
+    /// (`POST …/rules/{v}/replay`) cannot be approved.
+    pub require_replay: bool,
 }
 
 impl Settings {
@@ -95,6 +98,7 @@ impl Default for Settings {
             toolchain_limits: ToolchainLimits::default(),
             four_eyes: true,
             at_risk_percent: 75,
+            require_replay: false,
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct TenantRecord {
     /// The last audit sequence number given out.
     #[serde(default)]
     pub last_audit: u64,
+    /// The last replay sequence number given out.
+    #[serde(default)]
+    pub last_replay: u64,
     /// Bumped on every change, so caches keep the newest.
     #[serde(default)]
     pub revision: u64,
@@ -152,6 +159,7 @@ impl TenantRecord {
             history: Vec::new(),
             last_version: 0,
             last_audit: 0,
+            last_replay: 0,
             revision: 1,
             four_eyes_off_requested_by: None,
         }
@@ -245,6 +253,31 @@ pub struct RuleRecord {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub activated_at: Option<Timestamp>,
+    /// The latest replay of this version over the stored history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_replay: Option<ReplayBrief>,
+}
+
+/// What a rule version's latest replay found, kept on the version for its approvers; the
+/// whole summary is `GET …/replays/{replay_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplayBrief {
+    /// The replay's id.
+    pub replay_id: String,
+    /// When it ran.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// Key id that ran it.
+    pub by: String,
+    /// What it was compared with: `active` (then the version number), `stored`, or a
+    /// version.
+    pub against: String,
+    /// Tickets evaluated.
+    pub evaluated: u64,
+    /// Tickets that would have been routed differently.
+    pub changed: u64,
+    /// Tickets on which the candidate failed (and the fallback would have applied).
+    pub failed: u64,
 }
 
 /// How a ticket's decision came about.
@@ -307,6 +340,11 @@ pub struct TicketRecord {
     /// Escalations and breaches already fired.
     #[serde(default)]
     pub fired: Vec<FiredRecord>,
+    /// The input the decision in force was made on (the creation, or the latest event that
+    /// re-ran the rule), so the ticket can be evaluated again by a replay. Tickets stored
+    /// before it was kept have none and are not replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed_on: Option<TicketEvent>,
 }
 
 /// An escalation or breach that fired.
@@ -337,6 +375,10 @@ pub struct AuditEntry {
     /// Module sha256, for rule actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Figures of the action, e.g. a replay's id and counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
 }
 
 /// A signing secret of a webhook endpoint.
