@@ -42,10 +42,13 @@ enum Route {
     ListSchedules,
     DeleteSchedule,
     RetryDelivery,
+    Replay,
+    GetReplay,
+    Export,
 }
 
 /// Every tenant route, one request each (the roles come from the route table).
-const ROUTES: [Route; 30] = [
+const ROUTES: [Route; 33] = [
     Route::CreateKey,
     Route::ListKeys,
     Route::RevokeKey,
@@ -76,6 +79,9 @@ const ROUTES: [Route; 30] = [
     Route::ListSchedules,
     Route::DeleteSchedule,
     Route::RetryDelivery,
+    Route::Replay,
+    Route::GetReplay,
+    Route::Export,
 ];
 
 /// Tenant roles, least first.
@@ -230,6 +236,18 @@ async fn request(api: &Api, team: &Team, route: Route) -> Req {
                 .expect(201);
             Req(Method::DELETE, p(&format!("/schedules/{id}")), Body::None)
         }
+        Route::Replay => Req(
+            Method::POST,
+            p("/rules/1/replay"),
+            Body::Json(json!({"against": "stored", "limit": 10})),
+        ),
+        Route::GetReplay => {
+            let body = json!({"against": "stored", "limit": 1});
+            let run = api.post(&p("/rules/1/replay"), admin, body).await;
+            let id = run.expect(200)["replay_id"].as_str().unwrap().to_owned();
+            Req(Method::GET, p(&format!("/replays/{id}")), Body::None)
+        }
+        Route::Export => Req(Method::GET, p("/tickets/export"), Body::None),
         // No delivery of that id: a caller allowed past the role check learns just that.
         Route::RetryDelivery => Req(
             Method::POST,

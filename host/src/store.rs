@@ -380,7 +380,7 @@ impl Store {
 
 /// Indexes, once, the tickets a build without [`TICKETS_BY_CREATION`] stored (every later
 /// ticket is indexed in its own creating transaction).
-fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreError> {
+pub(crate) fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreError> {
     use redb::ReadableTable;
     let mut meta = txn.open_table(META)?;
     if meta.get(CREATION_INDEX_BUILT)?.is_some() {

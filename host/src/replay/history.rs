@@ -130,3 +130,98 @@ pub fn for_ids(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{Fixture, input};
+
+    /// `n` tickets `T-<i>`, created `i` minutes after a fixed instant.
+    async fn history(n: i64) -> (Fixture, Timestamp) {
+        let f = Fixture::new().await;
+        let view = f.acme();
+        let start: Timestamp = "2026-01-05T09:00:00Z".parse().unwrap();
+        for i in 0..n {
+            let at = start + SignedDuration::from_mins(i);
+            let t = json!({"id": format!("T-{i}"), "created_at": at});
+            f.tickets.create(&view, input(t)).await.unwrap();
+        }
+        (f, start)
+    }
+
+    fn ids(store: &Store, period: Period, order: Order, most: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for_each(store, "acme", period, order, |r| {
+            out.push(r.ticket.id);
+            if out.len() == most {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn batches_read_every_ticket_once_in_creation_order_within_the_period() {
+        let n = (2 * BATCH + 40) as i64;
+        let (f, start) = history(n).await;
+        let all = Period::default();
+        let newest = ids(&f.store, all, Order::NewestFirst, usize::MAX);
+        let expected: Vec<String> = (0..n).rev().map(|i| format!("T-{i}")).collect();
+        assert_eq!(newest, expected);
+        let mut oldest = ids(&f.store, all, Order::OldestFirst, usize::MAX);
+        oldest.reverse();
+        assert_eq!(oldest, expected);
+        // [since, until): tickets 100 to 399, and a walk that stops.
+        let period = Period {
+            since: Some(start + SignedDuration::from_mins(100)),
+            until: Some(start + SignedDuration::from_mins(400)),
+        };
+        let inside = ids(&f.store, period, Order::NewestFirst, usize::MAX);
+        assert_eq!((inside.len(), inside[0].as_str()), (300, "T-399"));
+        assert_eq!(inside.last().unwrap(), "T-100");
+        assert_eq!(ids(&f.store, period, Order::OldestFirst, 3), ["T-100", "T-101", "T-102"]);
+        let empty = Period {
+            since: period.until,
+            until: period.since,
+        };
+        assert!(ids(&f.store, empty, Order::NewestFirst, usize::MAX).is_empty());
+        // Named tickets, with one missing.
+        let mut seen = Vec::new();
+        let named = ["T-7".to_owned(), "nope".to_owned()];
+        for_ids(&f.store, "acme", &named, |id, r| {
+            seen.push((id.to_owned(), r.map(|r| r.ticket.id)));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [("T-7".into(), Some("T-7".into())), ("nope".into(), None)]
+        );
+    }
+
+    #[tokio::test]
+    async fn tickets_stored_before_the_index_are_indexed_once_at_open() {
+        let (f, _) = history(5).await;
+        f.store
+            .write(|txn| {
+                txn.open_table(store::TICKETS_BY_CREATION)?.retain(|_, _| false)?;
+                txn.open_table(store::META)?.retain(|_, _| false)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX).is_empty());
+        f.store
+            .write(|txn| store::build_creation_index(txn))
+            .await
+            .unwrap();
+        let rebuilt = ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX);
+        assert_eq!(rebuilt, ["T-0", "T-1", "T-2", "T-3", "T-4"]);
+    }
+}
