@@ -185,7 +185,10 @@ mod tests {
         let inside = ids(&f.store, period, Order::NewestFirst, usize::MAX);
         assert_eq!((inside.len(), inside[0].as_str()), (300, "T-399"));
         assert_eq!(inside.last().unwrap(), "T-100");
-        assert_eq!(ids(&f.store, period, Order::OldestFirst, 3), ["T-100", "T-101", "T-102"]);
+        assert_eq!(
+            ids(&f.store, period, Order::OldestFirst, 3),
+            ["T-100", "T-101", "T-102"]
+        );
         let empty = Period {
             since: period.until,
             until: period.since,
@@ -210,7 +213,8 @@ mod tests {
         let (f, _) = history(5).await;
         f.store
             .write(|txn| {
-                txn.open_table(store::TICKETS_BY_CREATION)?.retain(|_, _| false)?;
+                txn.open_table(store::TICKETS_BY_CREATION)?
+                    .retain(|_, _| false)?;
                 txn.open_table(store::META)?.retain(|_, _| false)?;
                 Ok(())
             })
@@ -218,7 +222,7 @@ mod tests {
             .unwrap();
         assert!(ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX).is_empty());
         f.store
-            .write(|txn| store::build_creation_index(txn))
+            .write(store::build_creation_index)
             .await
             .unwrap();
         let rebuilt = ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX);
