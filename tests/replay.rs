@@ -133,7 +133,7 @@ async fn a_replay_shows_what_a_new_version_would_change_and_changes_nothing() {
         let token = team.viewer.key.clone();
         async move {
             let t = server.get(&path, &token).await.expect(200).clone();
-            json!([t["decision"], t["rule"], t["events"], t["sla"]])
+            json!([t["decision"], t["rule"], t["events"], t["ticket"]])
         }
     };
     let erp_before = stored_view("erp-0").await;
@@ -242,7 +242,7 @@ async fn a_replay_shows_what_a_new_version_would_change_and_changes_nothing() {
     assert_eq!(numbered["against"], "version");
 
     // Newest first, up to `limit`; a period; named tickets.
-    let newest = replay(&server, &team, 2, json!({"limit": 5, "against": "1"})).await;
+    let newest = replay(&server, &team, 2, json!({"limit": 5, "against": 1})).await;
     assert_eq!(
         (count(&newest, "evaluated"), &newest["complete"]),
         (5, &json!(true))
@@ -339,7 +339,7 @@ async fn bad_replays_are_refused_naming_the_field() {
             "until",
         ),
         (json!({"ticket_ids": []}), "ticket_ids"),
-        (json!({"ticket_ids": [""]}), "ticket_ids[0]"),
+        (json!({"against": "1"}), "against"),
         (json!({"agianst": "stored"}), "agianst"),
     ] {
         let reply = server.post(&path, op, body.clone()).await;
@@ -347,7 +347,7 @@ async fn bad_replays_are_refused_naming_the_field() {
         let message = reply.body["error"]["message"].as_str().unwrap();
         assert!(message.contains(field), "{body}: {message}");
     }
-    // A viewer may not replay; an operator may not read another tenant's replay.
+    // A viewer may not replay; replay ids that do not exist, or are not ids, are 404.
     server
         .post(&path, &team.viewer.key, json!({"against": "stored"}))
         .await
@@ -358,6 +358,12 @@ async fn bad_replays_are_refused_naming_the_field() {
         .expect_error(404, "not_found");
     server
         .get(&team.path("/replays/nonsense"), op)
+        .await
+        .expect_error(404, "not_found");
+    let id = empty["replay_id"].as_str().unwrap();
+    let padded = id.replace("rpl_", "rpl_0");
+    server
+        .get(&team.path(&format!("/replays/{padded}")), op)
         .await
         .expect_error(404, "not_found");
     server.stop().await;
@@ -435,18 +441,18 @@ async fn a_failing_candidate_reports_failures_per_ticket_never_a_5xx() {
 }
 
 #[tokio::test]
-async fn with_require_replay_a_version_is_approved_only_once_replayed() {
+async fn with_require_replay_a_version_is_approved_and_activated_only_once_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let team = server.create_team("gate").await;
-    server
-        .put(
-            &team.path("/settings"),
-            team.admin(),
-            json!({"require_replay": true}),
-        )
-        .await
-        .expect(200);
+    let require = |on: bool| {
+        let (server, path, admin) = (&server, team.path("/settings"), team.admin().to_owned());
+        async move {
+            let body = json!({"require_replay": on});
+            server.put(&path, &admin, body).await.expect(200);
+        }
+    };
+    require(true).await;
     let up = server
         .upload("gate", &team.operator.key, guest("vip-and-security"))
         .await;
@@ -454,11 +460,117 @@ async fn with_require_replay_a_version_is_approved_only_once_replayed() {
     let approve = team.path("/rules/1/approve");
     let refused = server.post_empty(&approve, team.admin()).await;
     refused.expect_error(409, "not_replayed");
+    // A replay limited to named tickets does not count.
+    let ids = json!({"against": "stored", "ticket_ids": ["T-1"]});
+    let named = replay(&server, &team, 1, ids).await;
+    assert_eq!(named["named"], true);
+    server
+        .post_empty(&approve, team.admin())
+        .await
+        .expect_error(409, "not_replayed");
     let s = replay(&server, &team, 1, json!({"against": "stored"})).await;
     let approved = server.post_empty(&approve, team.admin()).await;
     let approved = approved.expect(200);
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["last_replay"]["replay_id"], s["replay_id"]);
+    assert_eq!(approved["last_replay"]["complete"], true);
+
+    // A version approved while the setting was off is not activated once it is on.
+    require(false).await;
+    let up = server
+        .upload("gate", &team.operator.key, guest("co-managed-split"))
+        .await;
+    assert_eq!(up.expect(201)["version"], 2);
+    server
+        .post_empty(&team.path("/rules/2/approve"), team.admin())
+        .await
+        .expect(200);
+    require(true).await;
+    let activate = team.path("/rules/2/activate");
+    server
+        .post_empty(&activate, team.admin())
+        .await
+        .expect_error(409, "not_replayed");
+    replay(&server, &team, 2, json!({"against": "stored"})).await;
+    server.post_empty(&activate, team.admin()).await.expect(200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_stored_before_the_index_are_indexed_at_open_and_old_ones_skipped() {
+    use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
+    use switchboard_host::store::{META, TICKETS, TICKETS_BY_CREATION};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = server.create_team("old").await;
+    for i in 0..3 {
+        let t = json!({"id": format!("OLD-{i}"), "created_at": minutes_ago(10 - i).to_string()});
+        server
+            .post(&team.path("/tickets"), &team.intake.key, t)
+            .await
+            .expect(201);
+    }
+    let up = server
+        .upload("old", &team.operator.key, guest("vip-and-security"))
+        .await;
+    assert_eq!(up.expect(201)["version"], 1);
+    server.stop().await;
+
+    // As an older build left the file: no index, no index flag, and one ticket without its
+    // routing input.
+    {
+        let db = redb::Database::create(dir.path().join("switchboard.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TICKETS_BY_CREATION)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.open_table(META).unwrap().retain(|_, _| false).unwrap();
+        {
+            let mut tickets = txn.open_table(TICKETS).unwrap();
+            let key = "old/OLD-0";
+            let mut record: Value =
+                serde_json::from_slice(tickets.get(key).unwrap().unwrap().value()).unwrap();
+            assert!(
+                record
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("routed_on")
+                    .is_some()
+            );
+            tickets
+                .insert(key, serde_json::to_vec(&record).unwrap().as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        let read = db.begin_read().unwrap();
+        assert_eq!(
+            read.open_table(TICKETS_BY_CREATION).unwrap().len().unwrap(),
+            0
+        );
+    }
+
+    let server = TestServer::start(dir.path()).await;
+    let export = server
+        .get(&team.path("/tickets/export"), &team.operator.key)
+        .await;
+    let ids: Vec<String> = export
+        .text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        ["OLD-1", "OLD-2"],
+        "indexed at open, oldest first, OLD-0 left out"
+    );
+    let s = replay(&server, &team, 1, json!({"against": "stored"})).await;
+    assert_eq!((count(&s, "evaluated"), count(&s, "skipped")), (2, 1));
     server.stop().await;
 }
 
@@ -504,7 +616,7 @@ async fn the_export_replays_on_a_laptop_as_on_the_server() {
             &team.operator.key,
         )
         .await;
-    bad.expect_error(422, "invalid_query");
+    bad.expect_error(400, "invalid_query");
     assert!(
         bad.body["error"]["message"]
             .as_str()

@@ -62,6 +62,23 @@ fn not_ready(rule: &RuleRecord) -> Option<Refusal> {
     }
 }
 
+/// Why `rule` may not be approved or activated under the tenant's `require_replay`, if so:
+/// it needs a replay over the stored history that ran to its end, not one limited to named
+/// tickets.
+fn not_replayed(tenant: &TenantRecord, rule: &RuleRecord) -> Option<Refusal> {
+    let replayed = rule
+        .last_replay
+        .as_ref()
+        .is_some_and(|r| r.counts_for_approval());
+    (tenant.settings.require_replay && !replayed).then(|| {
+        let version = rule.version;
+        Refusal::conflict(
+            "not_replayed",
+            format!("the tenant requires a replay before approval and activation: replay version {version} over the stored history (`POST …/rules/{version}/replay`, not limited to `ticket_ids`, run to its end) first"),
+        )
+    })
+}
+
 /// Whether a version carries an approval by a key other than its uploader's (a version
 /// approved by its own uploader while four-eyes was off does not count once it is on).
 fn four_eyes_approved(rule: &RuleRecord) -> bool {
@@ -253,11 +270,8 @@ impl Lifecycle {
                         "four-eyes approval is on: the key that uploaded a version cannot approve it",
                     )));
                 }
-                if tenant.settings.require_replay && rule.last_replay.is_none() {
-                    return Ok(Err(Refusal::conflict(
-                        "not_replayed",
-                        format!("the tenant requires a replay before approval: replay version {version} over the stored history first (`POST …/rules/{version}/replay`)"),
-                    )));
+                if let Some(refusal) = not_replayed(tenant, &rule) {
+                    return Ok(Err(refusal));
                 }
                 if rule.approved_by.is_some() {
                     return Ok(Ok(rule));
@@ -293,6 +307,9 @@ impl Lifecycle {
                 }
                 if tenant.active == Some(version) {
                     return Ok(Ok(rule));
+                }
+                if let Some(refusal) = not_replayed(tenant, &rule) {
+                    return Ok(Err(refusal));
                 }
                 let sha = rule.sha256.clone();
                 let rule = make_active(txn, tenant, rule)?;

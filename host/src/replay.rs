@@ -11,6 +11,7 @@
 //! runtime's background share ([`Runtime::background_slot`]), reading the store a batch per
 //! read transaction: ticket intake keeps its own evaluation share and cores.
 
+mod export;
 pub mod history;
 pub mod tally;
 
@@ -25,11 +26,12 @@ use serde_json::json;
 use switchboard_rules::{Decision, Ticket, TicketEvent};
 use utoipa::ToSchema;
 
+pub use self::export::{ExportLine, MAX_EXPORTS};
 pub use self::history::{Order, Period};
 pub use self::tally::{Figures, Outcome, Side, Tally};
 use crate::lifecycle::Lifecycle;
 use crate::refusal::{Error, Refusal, Result};
-use crate::runtime::{EvalContext, RuleModule, Runtime};
+use crate::runtime::{EvalContext, EvalFailure, RuleModule, Runtime};
 use crate::store::records::{ReplayBrief, RuleOutcome, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::{TenantView, Tenants, audit_with};
@@ -44,6 +46,9 @@ pub const MAX_TICKET_IDS: usize = 10_000;
 /// How long one replay may evaluate: it then stops and answers what it has, marked
 /// incomplete (kept well under the API's request timeout).
 pub const TIME_BUDGET: Duration = Duration::from_secs(20);
+/// How long a replay waits for a turn of the background share before it is refused
+/// (`409 replay_busy`): with the time budget, it answers within the API's request timeout.
+pub const TURN_WAIT: Duration = Duration::from_secs(5);
 /// Summaries kept per tenant; older ones are deleted as new ones are stored (the brief on
 /// the version and the audit entry stay).
 pub const KEPT: u64 = 500;
@@ -73,6 +78,15 @@ pub struct ReplayRequest {
 }
 
 impl ReplayRequest {
+    /// The request with repeated `ticket_ids` named once (first place kept).
+    fn normalized(mut self) -> Self {
+        if let Some(ids) = &mut self.ticket_ids {
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(id.clone()));
+        }
+        self
+    }
+
     /// Checks the request's ranges, naming the field at fault.
     pub fn validate(&self) -> Result<(), Refusal> {
         let invalid = |m: String| Err(Refusal::invalid("invalid_body", m));
@@ -95,9 +109,6 @@ impl ReplayRequest {
                     "`ticket_ids` must name 1 to {MAX_TICKET_IDS} tickets, got {}",
                     ids.len()
                 ));
-            }
-            if let Some(i) = ids.iter().position(|id| id.is_empty()) {
-                return invalid(format!("`ticket_ids[{i}]` is empty"));
             }
         }
         Ok(())
@@ -137,38 +148,11 @@ pub struct ReplaySummary {
     pub skipped: u64,
     /// Named `ticket_ids` with no stored ticket.
     pub not_found: u64,
+    /// Whether it was limited to named `ticket_ids`.
+    pub named: bool,
     /// The comparison.
     #[serde(flatten)]
     pub figures: Figures,
-}
-
-/// One line of `GET …/tickets/export`: what a replay needs of one stored ticket.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ExportLine {
-    /// Ticket id.
-    pub id: String,
-    /// When it was created.
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// The input its decision in force was made on.
-    pub routed_on: TicketEvent,
-    /// The decision in force.
-    pub decision: Decision,
-    /// How that decision was made (version, fuel, fallback, error).
-    pub rule: RuleOutcome,
-}
-
-impl ExportLine {
-    /// The line for `record`, if it keeps its routing input.
-    pub fn of(record: TicketRecord) -> Option<ExportLine> {
-        Some(ExportLine {
-            id: record.ticket.id,
-            created_at: record.ticket.created_at,
-            routed_on: record.routed_on?,
-            decision: record.decision,
-            rule: record.rule,
-        })
-    }
 }
 
 /// What the candidate is compared with, ready to evaluate.
@@ -208,7 +192,14 @@ impl Replayer {
     }
 
     fn evaluate(&self, module: &RuleModule, ctx: &EvalContext, event: &TicketEvent) -> Outcome {
-        let eval = self.runtime.evaluate(module, ctx, event);
+        let mut eval = self.runtime.evaluate(module, ctx, event);
+        // A replay runs at a low priority on a machine busy with intake: a wall-clock stop may
+        // be the scheduler's, not the rule's. One more try tells them apart.
+        if let Err(e) = &eval.outcome
+            && matches!(e.failure, EvalFailure::WallClock { .. })
+        {
+            eval = self.runtime.evaluate(module, ctx, event);
+        }
         let side = match eval.outcome {
             Ok(decision) => Side::Decided { decision },
             Err(e) => Side::Failed {
@@ -311,6 +302,7 @@ pub struct Replays {
     tenants: Arc<Tenants>,
     lifecycle: Lifecycle,
     runtime: Arc<Runtime>,
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Replays {
@@ -326,6 +318,7 @@ impl Replays {
             tenants,
             lifecycle,
             runtime,
+            exports: Arc::new(tokio::sync::Semaphore::new(export::MAX_EXPORTS)),
         }
     }
 
@@ -338,7 +331,10 @@ impl Replays {
         candidate: u32,
         request: ReplayRequest,
     ) -> Result<ReplaySummary> {
+        let deadline = Instant::now() + TIME_BUDGET;
+        let request = request.normalized();
         request.validate()?;
+        let named = request.ticket_ids.is_some();
         let (_, module) = self.lifecycle.replayable(&view, candidate).await?;
         let candidate_ctx = context(&view, candidate, &module);
         let (against, against_version) = match request.against {
@@ -369,7 +365,17 @@ impl Replays {
             baseline,
             Box::new(move |t| tickets::fallback(&fallback_view, t)),
         );
-        let slot = self.runtime.background_slot().await;
+        let slot = tokio::time::timeout(TURN_WAIT, self.runtime.background_slot())
+            .await
+            .map_err(|_| {
+                Refusal::conflict(
+                    "replay_busy",
+                    format!(
+                        "other replays hold every background turn (at most {} at once); retry when they finish",
+                        Runtime::background_share()
+                    ),
+                )
+            })?;
         let cancel = Cancel::default();
         let cancelled = cancel.0.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -379,7 +385,14 @@ impl Replays {
             .spawn(move || {
                 lower_priority();
                 let _slot = slot;
-                let run = walk(&store, &tenant, &request, &mut replayer, &cancelled);
+                let run = walk(
+                    &store,
+                    &tenant,
+                    &request,
+                    &mut replayer,
+                    &cancelled,
+                    deadline,
+                );
                 let _ = tx.send(run.map(|walked| (walked, replayer.finish())));
             })
             .map_err(|e| Error::Internal(format!("starting the replay thread: {e}")))?;
@@ -401,6 +414,7 @@ impl Replays {
             stopped: walked.stopped,
             skipped: walked.skipped,
             not_found: walked.not_found,
+            named,
             figures,
         };
         self.keep(&view, summary).await
@@ -438,6 +452,8 @@ impl Replays {
                     evaluated: f.evaluated,
                     changed: f.changed,
                     failed: f.failed.candidate,
+                    complete: summary.complete,
+                    named: summary.named,
                 };
                 let detail = json!({
                     "replay_id": brief.replay_id,
@@ -483,55 +499,11 @@ impl Replays {
         let n: u64 = replay_id
             .strip_prefix("rpl_")
             .and_then(|n| n.parse().ok())
+            .filter(|n| format!("rpl_{n}") == replay_id)
             .ok_or_else(missing)?;
         let txn = self.store.read()?;
         let key = store::seq_key(&view.record.id, n);
         Ok(store::get(&txn, store::REPLAYS, &key)?.ok_or_else(missing)?)
-    }
-
-    /// Streams the tenant's stored routing inputs created in `period`, oldest first, as
-    /// NDJSON ([`ExportLine`]) in chunks of about 64 KiB, read a batch per read transaction
-    /// on a blocking thread. The stream ends early (with an error item) if the store fails,
-    /// and the reading stops when the receiver is dropped.
-    pub fn export(
-        &self,
-        view: &TenantView,
-        period: Period,
-    ) -> tokio::sync::mpsc::Receiver<Result<bytes::Bytes, StoreError>> {
-        const CHUNK: usize = 64 << 10;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let (store, tenant) = (self.store.clone(), view.record.id.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(CHUNK + 4096);
-            let mut gone = false;
-            let read = history::for_each(&store, &tenant, period, Order::OldestFirst, |record| {
-                let Some(line) = ExportLine::of(record) else {
-                    return ControlFlow::Continue(());
-                };
-                serde_json::to_writer(&mut buf, &line).expect("export lines serialize");
-                buf.push(b'\n');
-                if buf.len() >= CHUNK {
-                    let chunk = bytes::Bytes::from(std::mem::take(&mut buf));
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        gone = true;
-                        return ControlFlow::Break(());
-                    }
-                }
-                ControlFlow::Continue(())
-            });
-            if gone {
-                return;
-            }
-            let last = match read {
-                Ok(()) => Ok(bytes::Bytes::from(buf)),
-                Err(e) => {
-                    tracing::error!(error = %e, "the export failed");
-                    Err(e)
-                }
-            };
-            let _ = tx.blocking_send(last);
-        });
-        rx
     }
 }
 
@@ -550,22 +522,20 @@ fn walk(
     request: &ReplayRequest,
     replayer: &mut Replayer,
     cancelled: &AtomicBool,
+    deadline: Instant,
 ) -> Result<Walked, StoreError> {
-    let deadline = Instant::now() + TIME_BUDGET;
     let mut walked = Walked {
         stopped: None,
         skipped: 0,
         not_found: 0,
     };
     let period = request.period;
-    let in_period =
-        |at: Timestamp| period.since.is_none_or(|s| at >= s) && period.until.is_none_or(|u| at < u);
     let mut step = |walked: &mut Walked, record: TicketRecord| {
         if replayer.evaluated() >= request.limit as u64 {
             return ControlFlow::Break(());
         }
         if cancelled.load(Ordering::Relaxed) {
-            walked.stopped = Some("the caller left".into());
+            walked.stopped = Some("the request was abandoned".into());
             return ControlFlow::Break(());
         }
         if Instant::now() >= deadline {
@@ -583,7 +553,7 @@ fn walk(
     };
     match &request.ticket_ids {
         Some(ids) => history::for_ids(store, tenant, ids, |_, record| match record {
-            Some(r) if in_period(r.ticket.created_at) => step(&mut walked, r),
+            Some(r) if period.contains(r.ticket.created_at) => step(&mut walked, r),
             Some(_) => ControlFlow::Continue(()),
             None => {
                 walked.not_found += 1;

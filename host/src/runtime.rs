@@ -341,7 +341,11 @@ impl Runtime {
             linker,
             cache,
             ticker,
-            slots: slots::Slots::new(MAX_CONCURRENT_EVALUATIONS, config.tenant_evaluations),
+            slots: slots::Slots::new(
+                MAX_CONCURRENT_EVALUATIONS,
+                config.tenant_evaluations,
+                slots::background_share(),
+            ),
             compiler: config.compiler,
             compiles: compile::Permits::new(MAX_CONCURRENT_COMPILES),
         })

@@ -390,7 +390,15 @@ pub(crate) fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreEr
     let mut index = txn.open_table(TICKETS_BY_CREATION)?;
     for entry in tickets.iter()? {
         let (k, v) = entry?;
-        let record: records::TicketRecord = decode(k.value(), v.value())?;
+        // A record this build cannot read is left out of the index (and said so) rather than
+        // keeping the whole file from opening; reading it elsewhere reports it.
+        let record: records::TicketRecord = match decode(k.value(), v.value()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "a ticket that does not parse is not indexed");
+                continue;
+            }
+        };
         let tenant = k.value().split('/').next().unwrap_or("");
         let key = created_key(tenant, record.ticket.created_at, &record.ticket.id);
         index.insert(key.as_str(), [].as_slice())?;

@@ -13,7 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authorized, ok};
 use super::params::{ReplayPath, TenantPath, VersionPath};
 use super::{ApiError, AppState, ErrorBody};
-use crate::replay::{Against, DEFAULT_LIMIT, ExportLine, Period, ReplayRequest, ReplaySummary};
+use crate::replay::{
+    Against, DEFAULT_LIMIT, ExportLine, MAX_LIMIT, Period, ReplayRequest, ReplaySummary,
+};
 
 /// `POST …/rules/{version}/replay` body; every field is optional.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -21,9 +23,9 @@ use crate::replay::{Against, DEFAULT_LIMIT, ExportLine, Period, ReplayRequest, R
 pub(crate) struct ReplayBody {
     /// What to compare with: `active` (default), `stored` (the decision stored on each
     /// ticket) or a version number.
-    #[schema(value_type = Option<Object>, example = json!("active"))]
+    #[schema(schema_with = against_schema)]
     against: Option<Value>,
-    /// Most tickets evaluated, newest first (1–100000, default 1000).
+    /// Most tickets evaluated, newest first (1–100000; default 1000, or every named ticket).
     #[schema(minimum = 1, maximum = 100000)]
     limit: Option<u64>,
     /// Only tickets created at or after this instant (RFC 3339).
@@ -37,8 +39,26 @@ pub(crate) struct ReplayBody {
     ticket_ids: Option<Vec<String>>,
 }
 
-/// `against` as the request gives it: `active`, `stored`, or a version (a number, or its
-/// digits).
+/// `against`: `"active"`, `"stored"`, a version number, or null (the default, `active`).
+fn against_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["active", "stored"])))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "What to compare with: `active` (default), `stored` (the decision stored on each ticket) or a version number.",
+        ))
+        .build()
+        .into()
+}
+
+/// `against` as the request gives it: `active`, `stored`, or a version number.
 fn against(value: Option<Value>) -> Result<Against, ApiError> {
     let bad = || {
         ApiError::invalid(
@@ -55,7 +75,7 @@ fn against(value: Option<Value>) -> Result<Against, ApiError> {
         Some(Value::String(s)) => match s.as_str() {
             "active" => Ok(Against::Active),
             "stored" => Ok(Against::Stored),
-            digits => digits.parse().map_err(|_| bad()).and_then(version),
+            _ => Err(bad()),
         },
         Some(Value::Number(n)) => n.as_u64().ok_or_else(bad).and_then(version),
         Some(_) => Err(bad()),
@@ -70,7 +90,7 @@ fn against(value: Option<Value>) -> Result<Against, ApiError> {
     params(VersionPath), request_body = ReplayBody,
     responses(
         (status = 200, description = "The summary, kept under `replay_id`.", body = ReplaySummary),
-        (status = 409, description = "A version is still compiling or failed to compile, or `active` was asked with none active.", body = ErrorBody),
+        (status = 409, description = "A version is still compiling or failed to compile (`compiling`, `compile_failed`), `active` was asked with none active (`no_active_rule`), or other replays hold every background turn (`replay_busy`).", body = ErrorBody),
     )
 )]
 pub(crate) async fn replay(
@@ -79,10 +99,15 @@ pub(crate) async fn replay(
     ApiPath(path): ApiPath<VersionPath>,
     ApiJson(body): ApiJson<ReplayBody>,
 ) -> Result<Response, ApiError> {
-    // Ranges are checked by the domain (`ReplayRequest::validate`), naming the field.
+    // Ranges are checked by the domain (`ReplayRequest::validate`), naming the field. Named
+    // tickets are all replayed unless a `limit` says otherwise.
+    let default = body
+        .ticket_ids
+        .as_ref()
+        .map_or(DEFAULT_LIMIT, |ids| ids.len().clamp(1, MAX_LIMIT));
     let limit = body
         .limit
-        .map_or(DEFAULT_LIMIT, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let request = ReplayRequest {
         against: against(body.against)?,
         limit,
@@ -133,7 +158,7 @@ fn instant(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiEr
     value
         .map(|v| {
             v.parse().map_err(|e| {
-                ApiError::invalid(
+                ApiError::bad_request(
                     "invalid_query",
                     format!("`{name}` must be an RFC 3339 instant: {e}"),
                 )
@@ -148,7 +173,10 @@ fn instant(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiEr
     summary = "The stored routing inputs as NDJSON (`{id, created_at, routed_on, decision, rule}` per line, oldest first), for `switchboard rules replay`.",
     extensions(("x-min-role" = json!("operator"))),
     params(TenantPath, ExportQuery),
-    responses((status = 200, description = "One JSON object per line.", body = ExportLine, content_type = "application/x-ndjson"))
+    responses(
+        (status = 200, description = "One JSON object per line; tickets stored before routing inputs were kept are left out.", body = ExportLine, content_type = "application/x-ndjson"),
+        (status = 409, description = "Too many exports are running (`export_busy`).", body = ErrorBody),
+    )
 )]
 pub(crate) async fn export(
     State(service): State<AppState>,
@@ -162,12 +190,12 @@ pub(crate) async fn export(
     if let (Some(since), Some(until)) = (period.since, period.until)
         && until <= since
     {
-        return Err(ApiError::invalid(
+        return Err(ApiError::bad_request(
             "invalid_query",
             "`until` must be later than `since`",
         ));
     }
-    let rx = service.replays.export(&access.tenant, period);
+    let rx = service.replays.export(&access.tenant, period)?;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
         Some((item.map_err(std::io::Error::other), rx))

@@ -21,6 +21,13 @@ pub struct Period {
     pub until: Option<Timestamp>,
 }
 
+impl Period {
+    /// Whether `at` is in the period.
+    pub fn contains(&self, at: Timestamp) -> bool {
+        self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at < u)
+    }
+}
+
 /// In which order to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -31,7 +38,8 @@ pub enum Order {
 }
 
 /// Calls `each` with every ticket of `tenant` created in `period`, in `order`, until it
-/// breaks.
+/// breaks. Each batch is decoded inside its read transaction and handed out after it ends, so
+/// a slow `each` (an export to a slow client, a replay's evaluations) pins no snapshot.
 pub fn for_each(
     store: &Store,
     tenant: &str,
@@ -39,23 +47,26 @@ pub fn for_each(
     order: Order,
     mut each: impl FnMut(TicketRecord) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
+    // Index keys hold milliseconds: the range is widened to whole milliseconds and each
+    // ticket is then held to the exact period.
     let (first, last) = store::tenant_range(tenant);
     let low = period.since.map_or(first, |at| {
         format!("{tenant}/{}", store::created_prefix(at))
     });
-    let high = period
-        .until
-        .map_or(last, |at| format!("{tenant}/{}", store::created_prefix(at)));
+    let high = period.until.map_or(last, |at| {
+        let next_ms = at + jiff::SignedDuration::from_millis(1);
+        format!("{tenant}/{}", store::created_prefix(next_ms))
+    });
     if low >= high {
         return Ok(());
     }
     // The cursor: the last index key handed out, excluded from the next batch.
     let mut cursor: Option<String> = None;
     loop {
-        let txn = store.read()?;
-        let index = txn.open_table(store::TICKETS_BY_CREATION)?;
-        let tickets = txn.open_table(store::TICKETS)?;
-        let keys: Vec<String> = {
+        let (records, last_key, full) = {
+            let txn = store.read()?;
+            let index = txn.open_table(store::TICKETS_BY_CREATION)?;
+            let tickets = txn.open_table(store::TICKETS)?;
             let (from, to) = match (order, &cursor) {
                 (_, None) => (
                     Bound::Included(low.as_str()),
@@ -76,38 +87,41 @@ pub fn for_each(
                     },
                 )
             };
-            match order {
+            let keys: Vec<String> = match order {
                 Order::OldestFirst => range.take(BATCH).map(keyed).collect::<Result<_, _>>()?,
                 Order::NewestFirst => range
                     .rev()
                     .take(BATCH)
                     .map(keyed)
                     .collect::<Result<_, _>>()?,
-            }
-        };
-        let Some(last_key) = keys.last().cloned() else {
-            return Ok(());
-        };
-        for key in &keys {
-            let id = store::id_of_created_key(key);
-            let ticket_key = store::tenant_key(tenant, id);
-            let Some(bytes) = tickets.get(ticket_key.as_str())? else {
-                continue;
             };
-            let record: TicketRecord = store::decode(&ticket_key, bytes.value())?;
+            let mut records = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let ticket_key = store::tenant_key(tenant, store::id_of_created_key(key));
+                if let Some(bytes) = tickets.get(ticket_key.as_str())? {
+                    let record: TicketRecord = store::decode(&ticket_key, bytes.value())?;
+                    if period.contains(record.ticket.created_at) {
+                        records.push(record);
+                    }
+                }
+            }
+            (records, keys.last().cloned(), keys.len() == BATCH)
+        };
+        for record in records {
             if each(record).is_break() {
                 return Ok(());
             }
         }
-        if keys.len() < BATCH {
-            return Ok(());
+        match last_key {
+            Some(key) if full => cursor = Some(key),
+            _ => return Ok(()),
         }
-        cursor = Some(last_key);
     }
 }
 
 /// Calls `each` with the stored ticket of every id in `ids` (in that order; `None` for an
-/// id with no ticket), until it breaks.
+/// id with no ticket), until it breaks; like [`for_each`], a batch per read transaction,
+/// handed out after it ends.
 pub fn for_ids(
     store: &Store,
     tenant: &str,
@@ -115,14 +129,20 @@ pub fn for_ids(
     mut each: impl FnMut(&str, Option<TicketRecord>) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
     for chunk in ids.chunks(BATCH) {
-        let txn = store.read()?;
-        let tickets = txn.open_table(store::TICKETS)?;
-        for id in chunk {
-            let key = store::tenant_key(tenant, id);
-            let record = match tickets.get(key.as_str())? {
-                Some(bytes) => Some(store::decode::<TicketRecord>(&key, bytes.value())?),
-                None => None,
-            };
+        let records = {
+            let txn = store.read()?;
+            let tickets = txn.open_table(store::TICKETS)?;
+            let mut records = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let key = store::tenant_key(tenant, id);
+                records.push(match tickets.get(key.as_str())? {
+                    Some(bytes) => Some(store::decode::<TicketRecord>(&key, bytes.value())?),
+                    None => None,
+                });
+            }
+            records
+        };
+        for (id, record) in chunk.iter().zip(records) {
             if each(id, record).is_break() {
                 return Ok(());
             }
@@ -194,6 +214,16 @@ mod tests {
             until: period.since,
         };
         assert!(ids(&f.store, empty, Order::NewestFirst, usize::MAX).is_empty());
+        // Bounds are exact, below the index's milliseconds.
+        let t5 = start + SignedDuration::from_mins(5);
+        let just_after = Period {
+            since: Some(t5 + SignedDuration::from_micros(1)),
+            until: Some(t5 + SignedDuration::from_mins(1) + SignedDuration::from_micros(1)),
+        };
+        assert_eq!(
+            ids(&f.store, just_after, Order::OldestFirst, usize::MAX),
+            ["T-6"]
+        );
         // Named tickets, with one missing.
         let mut seen = Vec::new();
         let named = ["T-7".to_owned(), "nope".to_owned()];
@@ -221,10 +251,7 @@ mod tests {
             .await
             .unwrap();
         assert!(ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX).is_empty());
-        f.store
-            .write(store::build_creation_index)
-            .await
-            .unwrap();
+        f.store.write(store::build_creation_index).await.unwrap();
         let rebuilt = ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX);
         assert_eq!(rebuilt, ["T-0", "T-1", "T-2", "T-3", "T-4"]);
     }

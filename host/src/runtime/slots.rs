@@ -49,12 +49,15 @@ pub struct EvalSlot {
 }
 
 impl Slots {
-    pub(super) fn new(total: u32, share: u32) -> Self {
+    /// `total` slots, `share` of them per tenant and `background` for background work (both
+    /// kept below the total, so neither can take the whole pool).
+    pub(super) fn new(total: u32, share: u32, background: u32) -> Self {
+        let below = total.saturating_sub(1).max(1);
         Slots {
             global: Arc::new(Semaphore::new(total as usize)),
             share: share.clamp(1, total),
             tenants: Mutex::default(),
-            background: Arc::new(Semaphore::new(background_share() as usize)),
+            background: Arc::new(Semaphore::new(background.clamp(1, below) as usize)),
         }
     }
 
@@ -107,7 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_tenant_waits_for_its_own_share_only() {
-        let slots = Slots::new(8, 2);
+        let slots = Slots::new(8, 2, 1);
         let a1 = slots.acquire("a").await;
         let _a2 = slots.acquire("a").await;
         // A third evaluation of `a` waits...
@@ -124,14 +127,12 @@ mod tests {
 
     #[tokio::test]
     async fn background_work_waits_for_its_share_and_leaves_tenants_theirs() {
-        let slots = Slots::new(8, 2);
-        let held: Vec<_> = {
-            let mut held = Vec::new();
-            for _ in 0..background_share() {
-                held.push(slots.acquire_background().await);
-            }
-            held
-        };
+        let slots = Slots::new(8, 2, 3);
+        let held = vec![
+            slots.acquire_background().await,
+            slots.acquire_background().await,
+            slots.acquire_background().await,
+        ];
         let more = tokio::time::timeout(
             std::time::Duration::from_millis(50),
             slots.acquire_background(),

@@ -278,6 +278,21 @@ pub struct ReplayBrief {
     pub changed: u64,
     /// Tickets on which the candidate failed (and the fallback would have applied).
     pub failed: u64,
+    /// Whether it ran to its `limit` or the end of the history (not stopped by its time
+    /// budget).
+    #[serde(default)]
+    pub complete: bool,
+    /// Whether it was limited to named tickets.
+    #[serde(default)]
+    pub named: bool,
+}
+
+impl ReplayBrief {
+    /// Whether it satisfies the tenant setting `require_replay`: run to its end over the
+    /// history, not limited to named tickets.
+    pub fn counts_for_approval(&self) -> bool {
+        self.complete && !self.named
+    }
 }
 
 /// How a ticket's decision came about.
