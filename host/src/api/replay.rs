@@ -176,6 +176,7 @@ fn instant(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiEr
     responses(
         (status = 200, description = "One JSON object per line; tickets stored before routing inputs were kept are left out.", body = ExportLine, content_type = "application/x-ndjson"),
         (status = 409, description = "Too many exports are running (`export_busy`).", body = ErrorBody),
+        (status = 422, description = "`until` is not later than `since` (`invalid_query`).", body = ErrorBody),
     )
 )]
 pub(crate) async fn export(
@@ -190,7 +191,7 @@ pub(crate) async fn export(
     if let (Some(since), Some(until)) = (period.since, period.until)
         && until <= since
     {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid(
             "invalid_query",
             "`until` must be later than `since`",
         ));
