@@ -86,18 +86,9 @@ pub enum RulesCommand {
         module: PathBuf,
         /// Tickets: a JSON array of tickets (or one ticket object), as the API takes them.
         tickets: PathBuf,
-        /// Tenant configuration: a JSON object of string values.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Directory of calendars: `<id>.json` files in the API's calendar format.
-        #[arg(long)]
-        calendars: Option<PathBuf>,
-        /// Limits as JSON (default: the service's defaults).
-        #[arg(long)]
-        limits: Option<PathBuf>,
-        /// Where compiled modules are kept.
+        /// The tenant's config, calendars and limits, and the compiled-module cache.
         #[command(flatten)]
-        cache: CacheArgs,
+        tenant: TenantArgs,
     },
     /// Replay history with a candidate module: the tickets of an export (`GET
     /// …/tickets/export`, NDJSON) evaluated with CANDIDATE and with the module (or the
@@ -111,18 +102,9 @@ pub enum RulesCommand {
         against: String,
         /// The export: one JSON object per line.
         tickets: PathBuf,
-        /// Tenant configuration: a JSON object of string values.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Directory of calendars: `<id>.json` files in the API's calendar format.
-        #[arg(long)]
-        calendars: Option<PathBuf>,
-        /// Limits as JSON (default: the service's defaults).
-        #[arg(long)]
-        limits: Option<PathBuf>,
-        /// Where compiled modules are kept.
+        /// The tenant's config, calendars and limits, and the compiled-module cache.
         #[command(flatten)]
-        cache: CacheArgs,
+        tenant: TenantArgs,
     },
     /// Create a rule project with a test, ready to build: `NAME/` in the current directory.
     New {
@@ -139,6 +121,23 @@ pub enum RulesCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+}
+
+/// What `rules run` and `rules replay` evaluate with, standing in for a tenant's settings.
+#[derive(Debug, clap::Args)]
+pub struct TenantArgs {
+    /// Tenant configuration: a JSON object of string values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of calendars: `<id>.json` files in the API's calendar format.
+    #[arg(long)]
+    calendars: Option<PathBuf>,
+    /// Limits as JSON (default: the service's defaults).
+    #[arg(long)]
+    limits: Option<PathBuf>,
+    /// Where compiled modules are kept.
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 /// Where `rules check` and `rules run` keep compiled modules, so that checking a module and
@@ -213,21 +212,21 @@ pub fn load_calendars(dir: &Path) -> anyhow::Result<CalendarSet> {
     Ok(set)
 }
 
-/// The config of `--config FILE` and the calendars of `--calendars DIR` (none, and the
-/// built-in ones, when not given).
-fn load_tenant(
-    config: Option<&Path>,
-    calendars: Option<&Path>,
-) -> anyhow::Result<(BTreeMap<String, String>, CalendarSet)> {
-    let config = match config {
-        Some(p) => read_json(p, "config JSON (an object of string values)")?,
-        None => BTreeMap::new(),
-    };
-    let calendars = match calendars {
-        Some(dir) => load_calendars(dir)?,
-        None => CalendarSet::default(),
-    };
-    Ok((config, calendars))
+impl TenantArgs {
+    /// The limits, the config of `--config FILE` and the calendars of `--calendars DIR`
+    /// (each toolchain's defaults, none, and the built-in ones, when not given).
+    fn load(&self) -> anyhow::Result<(RuleLimits, BTreeMap<String, String>, CalendarSet)> {
+        let limits = load_limits(self.limits.as_deref())?;
+        let config = match &self.config {
+            Some(p) => read_json(p, "config JSON (an object of string values)")?,
+            None => BTreeMap::new(),
+        };
+        let calendars = match &self.calendars {
+            Some(dir) => load_calendars(dir)?,
+            None => CalendarSet::default(),
+        };
+        Ok((limits, config, calendars))
+    }
 }
 
 /// Parses the tickets file: an array of tickets or a single ticket.
@@ -354,16 +353,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Rules(RulesCommand::Run {
             module,
             tickets,
-            config,
-            calendars,
-            limits,
-            cache,
+            tenant,
         }) => {
-            let limits = load_limits(limits.as_deref())?;
-            let (config, calendars) = load_tenant(config.as_deref(), calendars.as_deref())?;
+            let (limits, config, calendars) = tenant.load()?;
             let tickets = load_tickets(&tickets)?;
             let bytes = read(&module)?;
-            let runtime = cache.runtime()?;
+            let runtime = tenant.cache.runtime()?;
             let loaded = runtime
                 .load(&bytes, limits)
                 .with_context(|| format!("{} is not a valid rule", module.display()))?;
@@ -391,15 +386,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             candidate,
             against,
             tickets,
-            config,
-            calendars,
-            limits,
-            cache,
+            tenant,
         }) => {
-            let limits = load_limits(limits.as_deref())?;
-            let (config, calendars) = load_tenant(config.as_deref(), calendars.as_deref())?;
+            let (limits, config, calendars) = tenant.load()?;
             let local = replay::Local {
-                runtime: Arc::new(cache.runtime()?),
+                runtime: Arc::new(tenant.cache.runtime()?),
                 limits,
                 config: Arc::new(config),
                 calendars: Arc::new(calendars),

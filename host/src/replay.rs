@@ -103,13 +103,13 @@ impl ReplayRequest {
                 "`until` ({until}) must be later than `since` ({since})"
             ));
         }
-        if let Some(ids) = &self.ticket_ids {
-            if ids.is_empty() || ids.len() > MAX_TICKET_IDS {
-                return invalid(format!(
-                    "`ticket_ids` must name 1 to {MAX_TICKET_IDS} tickets, got {}",
-                    ids.len()
-                ));
-            }
+        if let Some(ids) = &self.ticket_ids
+            && (ids.is_empty() || ids.len() > MAX_TICKET_IDS)
+        {
+            return invalid(format!(
+                "`ticket_ids` must name 1 to {MAX_TICKET_IDS} tickets, got {}",
+                ids.len()
+            ));
         }
         Ok(())
     }

@@ -62,20 +62,9 @@ impl Slots {
     }
 
     pub(super) async fn acquire_background(&self) -> BackgroundSlot {
-        let background = self
-            .background
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
-        let global = self
-            .global
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
+        let background = permit(&self.background).await;
         BackgroundSlot {
-            _global: global,
+            _global: permit(&self.global).await,
             _background: background,
         }
     }
@@ -89,19 +78,21 @@ impl Slots {
     }
 
     pub(super) async fn acquire(&self, tenant: &str) -> EvalSlot {
-        let own = self.tenant(tenant);
-        let tenant = own.acquire_owned().await.expect("never closed");
-        let global = self
-            .global
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
+        let tenant = permit(&self.tenant(tenant)).await;
         EvalSlot {
-            _global: global,
+            _global: permit(&self.global).await,
             _tenant: tenant,
         }
     }
+}
+
+/// A place in `semaphore` (never closed), in FIFO order.
+async fn permit(semaphore: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("never closed")
 }
 
 #[cfg(test)]
