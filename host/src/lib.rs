@@ -7,7 +7,7 @@
 //!
 //! 1. infrastructure — [`store`], [`runtime`], [`limits`], [`metrics`], [`webhooks`],
 //!    [`cron`], [`background`];
-//! 2. domain — [`refusal`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
+//! 2. domain — [`refusal`], [`board`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
 //!    [`tickets`], [`replay`], [`schedules`];
 //! 3. wiring — [`service`];
 //! 4. edges — [`api`], [`cli`], [`serve`].
@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod store;
 pub mod webhooks;
 
+pub mod board;
 pub mod endpoints;
 pub mod lifecycle;
 pub mod refusal;

@@ -21,7 +21,7 @@ pub struct Metrics {
     pub(crate) clocks: tokio::sync::Mutex<Option<(std::time::Instant, BTreeMap<String, u64>)>>,
 }
 
-/// How old an SLA clock census may be when served. Counting clocks reads every ticket, and
+/// How old an SLA clock census may be when served. Counting reads every open-clock row, and
 /// `/metrics` is unauthenticated: however often it is scraped, the census is taken at most
 /// this often (and concurrent scrapes share one).
 pub const CLOCKS_MAX_AGE: Duration = Duration::from_secs(15);
@@ -147,7 +147,7 @@ impl Metrics {
             &mut out,
             "switchboard_sla_clocks",
             "gauge",
-            "SLA clocks by state.",
+            "Open SLA clocks (of tickets not met or resolved) by standing.",
         );
         for (state, n) in clocks {
             let _ = writeln!(out, "switchboard_sla_clocks{{state=\"{state}\"}} {n}");

@@ -23,11 +23,12 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::background::{after_pass, nap};
+use crate::board::BoardStanding;
 pub use crate::cron::{CronError, CronSpec};
 use crate::store::records::{ScheduleRecord, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::{TenantView, Tenants};
-use crate::tickets::{DigestTicket, Standing, standing};
+use crate::tickets::DigestTicket;
 use crate::webhooks::{Dispatcher, EventType, emit};
 
 /// What a schedule sends inside its `schedule.fired` event.
@@ -263,26 +264,27 @@ pub fn local(spec: &CronSpec, at: Timestamp) -> String {
 
 /// The tenant's at-risk and breached tickets, per party, at `now`.
 pub fn digest(store: &Store, view: &TenantView, now: Timestamp) -> Result<Digest, StoreError> {
-    let txn = store.read()?;
-    let records: Vec<TicketRecord> = store::scan(&txn, store::TICKETS, &view.record.id)?;
     let mut parties: BTreeMap<String, PartyDigest> = BTreeMap::new();
     for party in [Party::Msp, Party::Internal] {
         parties.insert(party_name(party).to_owned(), PartyDigest::default());
     }
-    for record in &records {
-        let Some(s @ (Standing::AtRisk | Standing::Breached)) = standing(record, view, now) else {
-            continue;
+    let txn = store.read()?;
+    for row in crate::board::all(store, &view.record.id)? {
+        let s = match row.standing(None, now) {
+            Some(s @ (BoardStanding::AtRisk | BoardStanding::Breached)) => s,
+            _ => continue,
         };
-        let entry = parties
-            .entry(party_name(record.decision.party).to_owned())
-            .or_default();
+        let entry = parties.entry(party_name(row.party).to_owned()).or_default();
         let (count, listed) = match s {
-            Standing::Breached => (&mut entry.breached, &mut entry.breached_tickets),
+            BoardStanding::Breached => (&mut entry.breached, &mut entry.breached_tickets),
             _ => (&mut entry.at_risk, &mut entry.at_risk_tickets),
         };
         *count += 1;
         if listed.len() < DIGEST_LISTED {
-            listed.push(DigestTicket::of(record, view, now));
+            let key = store::tenant_key(&view.record.id, &row.ticket);
+            if let Some(record) = store::get::<TicketRecord>(&txn, store::TICKETS, &key)? {
+                listed.push(DigestTicket::of(&record, view, now));
+            }
         }
     }
     Ok(Digest {

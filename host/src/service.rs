@@ -130,6 +130,18 @@ impl Service {
             admin_token,
             limit_caps,
         )?);
+        let rows = tenants
+            .all()
+            .into_iter()
+            .map(|v| {
+                let context = (v.calendars.clone(), v.record.settings.at_risk_percent);
+                (v.record.id.clone(), context)
+            })
+            .collect();
+        let indexed = crate::board::build(&store, rows)?;
+        if indexed > 0 {
+            tracing::info!(tickets = indexed, "open SLA clocks indexed");
+        }
         let metrics = Arc::new(Metrics::default());
         let timers = Arc::new(Scheduler::default());
         let tickets = Tickets::new(

@@ -44,13 +44,16 @@ pub const SCHEDULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::ne
 /// decoding every ticket of the tenant.
 pub const TICKETS_BY_CREATION: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("tickets_by_creation");
+/// Tickets with an open SLA clock by `tenant/earliest due (as in [`created_prefix`])/external
+/// id` (see `board`): the board reads open tickets only.
+pub const OPEN_CLOCKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("open_clocks");
 /// Replay summaries by `tenant/sequence` (zero-padded).
 pub const REPLAYS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("replays");
 /// Facts about the file itself (which one-time index builds have run).
 pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Every table, created at open so that readers never meet a missing one.
-const TABLES: [TableDefinition<'static, &str, &[u8]>; 13] = [
+const TABLES: [TableDefinition<'static, &str, &[u8]>; 14] = [
     TENANTS,
     KEYS,
     RULES,
@@ -62,6 +65,7 @@ const TABLES: [TableDefinition<'static, &str, &[u8]>; 13] = [
     TIMERS,
     SCHEDULES,
     TICKETS_BY_CREATION,
+    OPEN_CLOCKS,
     REPLAYS,
     META,
 ];
@@ -345,6 +349,20 @@ impl Store {
         Ok(self.inner.db.begin_read()?)
     }
 
+    /// [`Store::write`] for a caller that is not async (start-up work): blocks the calling
+    /// thread until the transaction holding `op` is durably committed.
+    pub fn write_blocking<R, F>(&self, op: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Result<R, StoreError>>();
+        self.submit(op, move |outcome| {
+            let _ = tx.send(outcome);
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Runs `op` in the next group-commit transaction and returns its result once that
     /// transaction is durably committed. `op` must check before it writes: an `Err` from it
     /// aborts the whole batch (every write in it fails), so domain refusals belong in `R`.
@@ -354,6 +372,23 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        self.submit(op, move |outcome| {
+            let _ = tx.send(outcome);
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `op` for the writer; `reply` gets its result once its batch committed (or
+    /// failed).
+    fn submit<R, F>(
+        &self,
+        op: F,
+        reply: impl FnOnce(Result<R, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
         let job: Job = Box::new(move |txn| {
             let result = match txn {
                 Some(txn) => op(txn),
@@ -361,20 +396,18 @@ impl Store {
             };
             let ok = result.is_ok();
             let done: Completion = Box::new(move |commit| {
-                let outcome = match commit {
+                reply(match commit {
                     Ok(()) => result,
                     Err(message) => Err(result.err().unwrap_or(StoreError::Corrupt {
                         key: "(batch)".into(),
                         error: message,
                     })),
-                };
-                let _ = tx.send(outcome);
+                });
             });
             (ok, done)
         });
         let writer = self.inner.writer.as_ref().ok_or(StoreError::Closed)?;
-        writer.send(job).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        writer.send(job).map_err(|_| StoreError::Closed)
     }
 }
 

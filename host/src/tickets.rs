@@ -21,6 +21,7 @@ pub use self::view::{
     ClockView, DigestTicket, EscalationView, EscalationsView, Standing, TicketSummary, TicketView,
     standing,
 };
+use crate::board;
 use crate::metrics::Metrics;
 use crate::refusal::{Refusal, Result};
 use crate::runtime::{EvalContext, Runtime};
@@ -34,17 +35,6 @@ use crate::webhooks::{Dispatcher, EventType, emit};
 const EVENT_RETRIES: usize = 5;
 /// The board's page size when none is asked for, and the largest it may be.
 pub const BOARD_LIMIT: (usize, usize) = (100, 1000);
-
-/// Which tickets the SLA board lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BoardFilter {
-    /// Every ticket.
-    All,
-    /// Tickets with a breached target.
-    Breached,
-    /// Tickets at risk (not breached).
-    AtRisk,
-}
 
 /// The ticket operations, with what they need: the store, the rule runtime, the metrics, and
 /// the two background loops a ticket change wakes (deliveries and timers).
@@ -76,6 +66,21 @@ fn rule_failed(record: &TicketRecord) -> Option<Value> {
         "message": error.message,
         "fallback": record.decision,
     }))
+}
+
+/// The open-clock row `record` should have (see [`crate::board`]).
+fn board_row(
+    record: &TicketRecord,
+    view: &TenantView,
+    now: Timestamp,
+) -> Option<(String, Vec<u8>)> {
+    board::planned(
+        record,
+        &view.record.id,
+        &view.calendars,
+        view.record.settings.at_risk_percent,
+        now,
+    )
 }
 
 /// Applies a decision's routing to the ticket.
@@ -211,12 +216,15 @@ impl Tickets {
             sla,
             events: Vec::new(),
             timers: Vec::new(),
+            board: None,
             fired: Vec::new(),
             routed_on: Some(routed_on),
         };
         let by_creation = store::created_key(&t, record.ticket.created_at, &record.ticket.id);
         let planned = timers::plan(&record, &t, &view.calendars, now);
         record.timers = planned.keys();
+        let row = board_row(&record, view, now);
+        record.board = row.as_ref().map(|(k, _)| k.clone());
         let earliest = planned.earliest;
         // Encoded here, on the request's task: the writer thread serves every request.
         let bytes = store::encode(&record);
@@ -229,6 +237,7 @@ impl Tickets {
                 store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
                 store::put_raw_in(txn, store::TICKETS_BY_CREATION, &by_creation, &[])?;
                 timers::replace_in(txn, &[], &planned)?;
+                board::replace_in(txn, None, row.as_ref())?;
                 let queued = match rule_failed(&record) {
                     Some(data) => emit(txn, &t, EventType::RuleFailed, data, now)?,
                     None => Vec::new(),
@@ -272,10 +281,14 @@ impl Tickets {
             let current = self.record(view, id)?;
             let seen = current.events.len();
             let old_timers = current.timers.clone();
+            let old_row = current.board.clone();
             let (mut next, rerouted) = self.next_state(view, current, input.clone(), by).await?;
             let failed = if rerouted { rule_failed(&next) } else { None };
-            let planned = timers::plan(&next, &t, &view.calendars, Timestamp::now());
+            let now = Timestamp::now();
+            let planned = timers::plan(&next, &t, &view.calendars, now);
             next.timers = planned.keys();
+            let row = board_row(&next, view, now);
+            next.board = row.as_ref().map(|(k, _)| k.clone());
             let earliest = planned.earliest;
             let bytes = store::encode(&next);
             let (key, t) = (key.clone(), t.clone());
@@ -286,11 +299,13 @@ impl Tickets {
                     else {
                         return Ok(None);
                     };
-                    if now.events.len() != seen || now.timers != old_timers {
+                    if now.events.len() != seen || now.timers != old_timers || now.board != old_row
+                    {
                         return Ok(None);
                     }
                     store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
                     timers::replace_in(txn, &old_timers, &planned)?;
+                    board::replace_in(txn, old_row.as_deref(), row.as_ref())?;
                     let queued = match failed {
                         Some(data) => emit(txn, &t, EventType::RuleFailed, data, Timestamp::now())?,
                         None => Vec::new(),
@@ -340,39 +355,34 @@ impl Tickets {
         Ok((record, rerouted))
     }
 
-    /// The SLA board: up to `limit` tickets passing `filter`, read off the async runtime.
+    /// The SLA board: up to `limit` open tickets passing `filter`, by due (breached first),
+    /// after `cursor`, read from the open-clock index off the async runtime; with the cursor
+    /// of the next page when more may follow.
     pub async fn board(
         &self,
         view: Arc<TenantView>,
-        filter: BoardFilter,
+        filter: board::Filter,
         limit: usize,
-    ) -> Result<Vec<TicketSummary>> {
+        cursor: Option<board::Cursor>,
+    ) -> Result<(Vec<TicketSummary>, Option<board::Cursor>)> {
         let store = self.store.clone();
-        let tickets = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let page = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let now = Timestamp::now();
+            let t = &view.record.id;
+            let (entries, next) = board::page(&store, t, &filter, limit, cursor.as_ref(), now)?;
             let txn = store.read()?;
-            let records: Vec<TicketRecord> = store::scan(&txn, store::TICKETS, &view.record.id)?;
-            let mut out = Vec::new();
-            for record in records {
-                let keep = match filter {
-                    BoardFilter::All => true,
-                    BoardFilter::Breached => {
-                        standing(&record, &view, now) == Some(Standing::Breached)
-                    }
-                    BoardFilter::AtRisk => standing(&record, &view, now) == Some(Standing::AtRisk),
-                };
-                if keep {
+            let mut out = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let key = store::tenant_key(t, &entry.ticket);
+                if let Some(record) = store::get::<TicketRecord>(&txn, store::TICKETS, &key)? {
                     out.push(TicketSummary::of(&record, &view, now));
-                    if out.len() >= limit {
-                        break;
-                    }
                 }
             }
-            Ok(out)
+            Ok((out, next))
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
-        Ok(tickets)
+        Ok(page)
     }
 }
 
@@ -447,7 +457,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_board_filters_by_standing() {
+    async fn the_board_lists_open_tickets_by_due_filtered_and_paged() {
+        use crate::board::{BoardStanding, Cursor, Filter};
         let f = Fixture::new().await;
         let view = f.acme();
         let two_hours_ago = Timestamp::now() - SignedDuration::from_hours(2);
@@ -455,19 +466,78 @@ mod tests {
         f.tickets.create(&view, input(late)).await.unwrap();
         let fresh = json!({"id": "FRESH", "impact": 3, "urgency": 3});
         f.tickets.create(&view, input(fresh)).await.unwrap();
-        let ids = |tickets: Vec<TicketSummary>| -> Vec<String> {
-            tickets.into_iter().map(|t| t.id).collect()
+        let waiting =
+            json!({"id": "WAIT", "impact": 3, "urgency": 3, "status": "pending_customer"});
+        f.tickets.create(&view, input(waiting)).await.unwrap();
+        let done = json!({"id": "DONE", "impact": 2, "urgency": 2});
+        f.tickets.create(&view, input(done)).await.unwrap();
+        let resolved = EventInput::Resolved { at: None };
+        let responded = EventInput::Responded { at: None };
+        f.tickets
+            .apply(&view, "DONE", responded, "k")
+            .await
+            .unwrap();
+        f.tickets.apply(&view, "DONE", resolved, "k").await.unwrap();
+
+        let board = |filter: Filter, limit: usize, cursor: Option<Cursor>| {
+            let (tickets, view) = (f.tickets.clone(), view.clone());
+            async move {
+                let (page, next) = tickets.board(view, filter, limit, cursor).await.unwrap();
+                let ids: Vec<String> = page.into_iter().map(|t| t.id).collect();
+                (ids, next)
+            }
         };
-        let all = f.tickets.board(view.clone(), BoardFilter::All, 10).await;
-        assert_eq!(ids(all.unwrap()), ["FRESH", "LATE"]);
-        let breached = f
-            .tickets
-            .board(view.clone(), BoardFilter::Breached, 10)
-            .await;
-        assert_eq!(ids(breached.unwrap()), ["LATE"]);
-        let at_risk = f.tickets.board(view.clone(), BoardFilter::AtRisk, 10).await;
-        assert!(at_risk.unwrap().is_empty());
-        let one = f.tickets.board(view, BoardFilter::All, 1).await;
-        assert_eq!(one.unwrap().len(), 1);
+        let sla = |s| Filter {
+            sla: Some(s),
+            ..Filter::default()
+        };
+        // Open tickets only, breached first, then by due; the paused one (no due) last.
+        let (all, next) = board(Filter::default(), 10, None).await;
+        assert_eq!(
+            (all, next),
+            (vec!["LATE".into(), "FRESH".into(), "WAIT".into()], None)
+        );
+        assert_eq!(
+            board(sla(BoardStanding::Breached), 10, None).await.0,
+            ["LATE"]
+        );
+        assert_eq!(
+            board(sla(BoardStanding::Running), 10, None).await.0,
+            ["FRESH"]
+        );
+        assert_eq!(
+            board(sla(BoardStanding::Paused), 10, None).await.0,
+            ["WAIT"]
+        );
+        assert!(
+            board(sla(BoardStanding::AtRisk), 10, None)
+                .await
+                .0
+                .is_empty()
+        );
+        let p1 = Filter {
+            priority: Some(switchboard_rules::Priority::P1),
+            ..Filter::default()
+        };
+        assert_eq!(board(p1, 10, None).await.0, ["LATE"]);
+        // Pages of one, resumed from each cursor, give the same order.
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (ids, next) = board(Filter::default(), 1, cursor).await;
+            seen.extend(ids);
+            match next {
+                Some(c) => cursor = Some(Cursor::parse(&c.encode()).unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["LATE", "FRESH", "WAIT"]);
+        assert!(Cursor::parse("not-a-cursor").is_err());
+        // Responding and resolving closes the clocks: the ticket leaves the index.
+        let txn = f.store.read().unwrap();
+        let rows =
+            store::scan::<crate::board::OpenEntry>(&txn, store::OPEN_CLOCKS, "acme").unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(f.tickets.record(&view, "DONE").unwrap().board.is_none());
     }
 }

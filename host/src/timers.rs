@@ -19,6 +19,7 @@ use switchboard_rules::{CalendarSet, ClockState, Escalation, EscalationTrigger, 
 use tokio::sync::Notify;
 
 use crate::background::{after_pass, nap};
+use crate::board;
 use crate::store::records::{FiredRecord, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::Tenants;
@@ -181,8 +182,9 @@ pub fn replace_in(txn: &WriteTransaction, old: &[String], new: &Planned) -> Resu
 /// Tickets re-planned per transaction by [`replan_tenant`].
 const REPLAN_BATCH: usize = 500;
 
-/// Re-plans the timers of every ticket of `tenant` that has any, against the tenant's
-/// current calendars (after a calendar changed, every deadline on it may have moved). Works
+/// Re-plans the timers and the open-clock rows of every ticket of `tenant` that has any,
+/// against the tenant's current calendars and at-risk percentage (after a calendar changed,
+/// every deadline on it may have moved). Works
 /// in small transactions; a ticket event racing with it retries on its own (it checks the
 /// ticket's timers before it writes). Returns how many tickets' timers moved.
 pub async fn replan_tenant(
@@ -201,7 +203,7 @@ pub async fn replan_tenant(
         for entry in table.range(from.as_str()..to.as_str())? {
             let (k, v) = entry?;
             let record: TicketRecord = store::decode(k.value(), v.value())?;
-            if !record.timers.is_empty() {
+            if !record.timers.is_empty() || record.board.is_some() {
                 keys.push(k.value().to_owned());
             }
         }
@@ -216,6 +218,7 @@ pub async fn replan_tenant(
         };
         let (calendars, tenant_id, chunk) =
             (view.calendars.clone(), tenant.to_owned(), chunk.to_vec());
+        let at_risk_percent = view.record.settings.at_risk_percent;
         let (n, earliest) = store
             .write(move |txn| {
                 let now = Timestamp::now();
@@ -228,14 +231,22 @@ pub async fn replan_tenant(
                     };
                     let planned = plan(&record, &tenant_id, &calendars, now);
                     let keys = planned.keys();
-                    if keys == record.timers {
+                    let row = board::planned(&record, &tenant_id, &calendars, at_risk_percent, now);
+                    let row_key = row.as_ref().map(|(k, _)| k.clone());
+                    // The row's instants may move with the calendar even when its key stays.
+                    if keys == record.timers && row.is_none() && record.board.is_none() {
                         continue;
                     }
+                    let moved = keys != record.timers;
                     replace_in(txn, &record.timers, &planned)?;
+                    board::replace_in(txn, record.board.as_deref(), row.as_ref())?;
                     record.timers = keys;
+                    record.board = row_key;
                     store::put_in(txn, store::TICKETS, &key, &record)?;
-                    n += 1;
-                    earliest = earliest.into_iter().chain(planned.earliest).min();
+                    if moved {
+                        n += 1;
+                        earliest = earliest.into_iter().chain(planned.earliest).min();
+                    }
                 }
                 Ok((n, earliest))
             })

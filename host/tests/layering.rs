@@ -18,6 +18,7 @@ const ORDER: &[&str] = &[
     "webhooks",
     // Domain.
     "refusal",
+    "board",
     "tenants",
     "lifecycle",
     "endpoints",

@@ -9,13 +9,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Serialize;
-use switchboard_rules::ClockState;
 use utoipa::ToSchema;
 
 use super::extract::ok;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::records::TicketRecord;
-use crate::store::{self, StoreError};
+use crate::board::BoardStanding;
+use crate::store::StoreError;
 
 /// `GET /healthz`'s answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,33 +93,25 @@ pub(crate) async fn metrics(State(service): State<AppState>) -> Result<Response,
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
-/// SLA clocks by state, over every tenant's tickets.
+/// Open SLA clocks by standing (running, at risk, breached, paused), over every tenant's
+/// open-clock rows.
 async fn census(service: &AppState) -> Result<BTreeMap<String, u64>, ApiError> {
     let (store, tenants) = (service.store.clone(), service.tenants.clone());
     let clocks =
         tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, u64>, StoreError> {
             let now = Timestamp::now();
-            let mut counts: BTreeMap<String, u64> =
-                ["running", "paused", "met", "breached", "cancelled"]
-                    .into_iter()
-                    .map(|s| (s.to_owned(), 0))
-                    .collect();
-            let txn = store.read()?;
+            let mut counts: BTreeMap<String, u64> = ["running", "at_risk", "breached", "paused"]
+                .into_iter()
+                .map(|s| (s.to_owned(), 0))
+                .collect();
             for view in tenants.all() {
-                let records: Vec<TicketRecord> =
-                    store::scan(&txn, store::TICKETS, &view.record.id)?;
-                for record in records {
-                    for r in record
-                        .sla
-                        .readings(now, &view.calendars)
-                        .unwrap_or_default()
-                    {
-                        let state = match r.state {
-                            ClockState::Running => "running",
-                            ClockState::Paused => "paused",
-                            ClockState::Met => "met",
-                            ClockState::Breached => "breached",
-                            ClockState::Cancelled => "cancelled",
+                for entry in crate::board::all(&store, &view.record.id)? {
+                    for clock in &entry.clocks {
+                        let state = match entry.standing(Some(clock.metric), now) {
+                            Some(BoardStanding::Running) | None => "running",
+                            Some(BoardStanding::AtRisk) => "at_risk",
+                            Some(BoardStanding::Breached) => "breached",
+                            Some(BoardStanding::Paused) => "paused",
                         };
                         *counts.entry(state.to_owned()).or_default() += 1;
                     }

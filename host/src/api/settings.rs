@@ -41,12 +41,26 @@ pub(crate) async fn put_settings(
     ApiJson(settings): ApiJson<Settings>,
 ) -> Result<Response, ApiError> {
     let who = access.who();
+    let before = access.tenant.record.settings.at_risk_percent;
     let outcome = service
         .tenants
         .put_settings(access.id(), &who, settings.clone())
         .await?;
     Ok(match outcome {
-        SettingsOutcome::Applied => ok(settings),
+        SettingsOutcome::Applied => {
+            // The open-clock rows hold at-risk instants for the percentage they were made
+            // with.
+            if settings.at_risk_percent != before {
+                crate::timers::replan_tenant(
+                    &service.store,
+                    &service.tenants,
+                    &service.timers,
+                    access.id(),
+                )
+                .await?;
+            }
+            ok(settings)
+        }
         SettingsOutcome::Pending => {
             let pending = Pending {
                 pending: "turning four-eyes approval off needs a second admin: another admin key must send the same settings".into(),

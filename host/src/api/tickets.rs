@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use switchboard_rules::TicketInput;
+use switchboard_rules::{Metric, Party, Priority, TicketInput};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{
@@ -11,7 +11,8 @@ use super::extract::{
 };
 use super::params::{IdPath, TenantPath};
 use super::{ApiError, AppState};
-use crate::tickets::{BOARD_LIMIT, BoardFilter, EventInput, TicketSummary, TicketView};
+use crate::board::{BoardStanding, Cursor, Filter};
+use crate::tickets::{BOARD_LIMIT, EventInput, TicketSummary, TicketView};
 
 /// `POST …/tickets`: idempotent on the external id.
 #[utoipa::path(
@@ -76,54 +77,58 @@ pub(crate) async fn event(
         .await?))
 }
 
-/// Which tickets the board shows.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum SlaFilter {
-    /// A target is breached.
-    Breached,
-    /// A running clock has used the tenant's at-risk threshold.
-    AtRisk,
-}
-
 /// `GET …/tickets` query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct BoardQuery {
-    /// Only tickets at risk, or only breached ones (default: all).
+    /// Only tickets standing so: `running` (within the at-risk threshold), `at_risk`,
+    /// `breached` (an open clock past due) or `paused` (default: all open tickets).
     #[param(inline)]
-    sla: Option<SlaFilter>,
+    sla: Option<BoardStanding>,
+    /// Only tickets held by this party.
+    #[param(inline)]
+    party: Option<Party>,
+    /// Only tickets in this queue.
+    queue: Option<String>,
+    /// Only tickets of this priority.
+    #[param(inline)]
+    priority: Option<Priority>,
+    /// Only tickets with an open clock of this metric, standing by that clock.
+    #[param(inline)]
+    metric: Option<Metric>,
     /// Most tickets listed (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Where to go on: the `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// The board's answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Board {
-    /// The tickets.
+    /// Open tickets, by due (breached first).
     tickets: Vec<TicketSummary>,
+    /// Pass as `cursor` for the next page; `null` when this is the last.
+    next_cursor: Option<String>,
 }
 
-/// `GET …/tickets?sla=at_risk|breached`: the SLA board.
+/// `GET …/tickets`: the SLA board.
 #[utoipa::path(
     get, path = "/v1/tenants/{tenant}/tickets", tag = "tickets",
-    summary = "The SLA board: `?sla=at_risk|breached`, `&limit=`.",
+    summary = "The SLA board: open tickets by due, breached first; `?sla=running|at_risk|breached|paused&party=&queue=&priority=&metric=&limit=&cursor=`.",
     extensions(("x-min-role" = json!("viewer"))),
     params(TenantPath, BoardQuery),
-    responses((status = 200, description = "The tickets.", body = Board))
+    responses(
+        (status = 200, description = "A page of tickets.", body = Board),
+        (status = 422, description = "`cursor` is not one the board gave out (`invalid_query`).", body = super::ErrorBody),
+    )
 )]
 pub(crate) async fn board(
     State(service): State<AppState>,
     access: Authorized,
     ApiQuery(query): ApiQuery<BoardQuery>,
 ) -> Result<Response, ApiError> {
-    let filter = match query.sla {
-        None => BoardFilter::All,
-        Some(SlaFilter::Breached) => BoardFilter::Breached,
-        Some(SlaFilter::AtRisk) => BoardFilter::AtRisk,
-    };
     let (default, most) = BOARD_LIMIT;
     let limit = match query.limit {
         None => default,
@@ -135,6 +140,20 @@ pub(crate) async fn board(
             ));
         }
     };
-    let tickets = service.tickets.board(access.tenant, filter, limit).await?;
-    Ok(ok(Board { tickets }))
+    let cursor = query.cursor.as_deref().map(Cursor::parse).transpose()?;
+    let filter = Filter {
+        party: query.party,
+        queue: query.queue,
+        priority: query.priority,
+        metric: query.metric,
+        sla: query.sla,
+    };
+    let (tickets, next) = service
+        .tickets
+        .board(access.tenant, filter, limit, cursor)
+        .await?;
+    Ok(ok(Board {
+        tickets,
+        next_cursor: next.map(|c| c.encode()),
+    }))
 }

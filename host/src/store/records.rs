@@ -352,6 +352,9 @@ pub struct TicketRecord {
     /// Keys of this ticket's pending timers in the timers table.
     #[serde(default)]
     pub timers: Vec<String>,
+    /// The key of its row in the open-clock index, while it has an open clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
     /// Escalations and breaches already fired.
     #[serde(default)]
     pub fired: Vec<FiredRecord>,

@@ -182,6 +182,32 @@ impl SlaClocks {
         Ok(out)
     }
 
+    /// When `percent` of the target of `metric`'s clock will have elapsed (or had): `None`
+    /// when the clock has not started, is stopped, or is paused before it gets there. The
+    /// instant at which a reading's `percent_elapsed` first reaches `percent`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SlaClocks::reading`].
+    pub fn instant_at_percent(
+        &self,
+        metric: Metric,
+        percent: u8,
+        calendars: &CalendarSet,
+    ) -> Result<Option<Timestamp>, SlaError> {
+        let Some(clock) = self.clock(metric).filter(|c| c.stop.is_none()) else {
+            return Ok(None);
+        };
+        let calendar = calendars.get(&clock.calendar)?;
+        let threshold = (target_seconds(clock.minutes) * i64::from(percent) + 99) / 100;
+        Ok(instant_at(
+            calendar,
+            clock,
+            &self.segments(clock),
+            threshold,
+        )?)
+    }
+
     /// When each step of `plan` fires, for the steps whose metric has a started clock, in plan
     /// order. Recompute after every event: pauses move the instants, stops cancel them.
     ///
