@@ -1,0 +1,235 @@
+//! The SLA board over real HTTP on a real store: open tickets only, by due (breached first),
+//! filtered by party, queue, priority, metric and standing, paged with a cursor that keeps
+//! its place while tickets change; the at-risk percentage and calendars move the standing;
+//! tickets stored before the open-clock index are on the board after a restart.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use switchboard_tests::guest;
+use switchboard_tests::server::{Reply, Team, TestServer};
+
+fn ago(minutes: i64) -> String {
+    (Timestamp::now() - SignedDuration::from_mins(minutes)).to_string()
+}
+
+fn ids(reply: &Reply) -> Vec<String> {
+    reply.expect(200)["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn board(server: &TestServer, team: &Team, query: &str) -> Reply {
+    let path = team.path(&format!("/tickets?{query}"));
+    server.get(&path, &team.viewer.key).await
+}
+
+/// With the VIP-and-security rule active: security tickets go to the MSP's SOC (p1, 15
+/// minutes first response), VIPs to internal IT's vip-desk, the rest to the MSP desk.
+async fn seeded(server: &TestServer, id: &str) -> Team {
+    let team = server.create_team(id).await;
+    server
+        .deploy(
+            id,
+            &team.operator.key,
+            &team.admin2.key,
+            guest("vip-and-security"),
+        )
+        .await;
+    let tickets = [
+        json!({"id": "SEC-LATE", "category": "security", "created_at": ago(30)}),
+        json!({"id": "SEC-NEW", "category": "security"}),
+        json!({"id": "VIP-1", "requester": {"email": "ceo@client.example", "vip": true}, "created_at": ago(5)}),
+        json!({"id": "DESK-1", "created_at": ago(10)}),
+        json!({"id": "DESK-WAIT", "status": "pending_customer"}),
+        json!({"id": "DESK-DONE"}),
+    ];
+    for t in tickets {
+        server
+            .post(&team.path("/tickets"), &team.intake.key, t)
+            .await
+            .expect(201);
+    }
+    for e in [json!({"type": "responded"}), json!({"type": "resolved"})] {
+        server
+            .post(&team.path("/tickets/DESK-DONE/events"), &team.intake.key, e)
+            .await
+            .expect(200);
+    }
+    team
+}
+
+#[tokio::test]
+async fn the_board_lists_open_tickets_by_due_with_filters_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = seeded(&server, "desk").await;
+
+    // Open tickets only (DESK-DONE is resolved), the breached one first, the paused last.
+    let all = ids(&board(&server, &team, "").await);
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert_eq!(all.first().map(String::as_str), Some("SEC-LATE"));
+    assert_eq!(all.last().map(String::as_str), Some("DESK-WAIT"));
+    assert!(!all.contains(&"DESK-DONE".to_owned()));
+    let due = |reply: &Reply| -> Vec<Timestamp> {
+        reply.body["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| {
+                t["sla"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|c| c["due"].as_str().map(|d| d.parse().unwrap()))
+                    .min()
+            })
+            .collect()
+    };
+    let dues = due(&board(&server, &team, "").await);
+    assert!(
+        dues.windows(2).all(|w| w[0] <= w[1]),
+        "by earliest due: {dues:?}"
+    );
+
+    assert_eq!(
+        ids(&board(&server, &team, "sla=breached").await),
+        ["SEC-LATE"]
+    );
+    assert_eq!(
+        ids(&board(&server, &team, "sla=paused").await),
+        ["DESK-WAIT"]
+    );
+    let mut internal = ids(&board(&server, &team, "party=internal").await);
+    internal.sort();
+    assert_eq!(internal, ["VIP-1"]);
+    let mut soc = ids(&board(&server, &team, "queue=soc&priority=p1").await);
+    soc.sort();
+    assert_eq!(soc, ["SEC-LATE", "SEC-NEW"]);
+    // By resolution alone, nothing is breached yet.
+    assert!(ids(&board(&server, &team, "metric=resolution&sla=breached").await).is_empty());
+    let fr = ids(&board(&server, &team, "metric=first_response&sla=breached").await);
+    assert_eq!(fr, ["SEC-LATE"]);
+
+    // Pages of two, each resumed from its cursor, walk the same order; a ticket created
+    // meanwhile does not shift the pages already read.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("limit=2&cursor={c}"),
+            None => "limit=2".to_owned(),
+        };
+        let page = board(&server, &team, &query).await;
+        walked.extend(ids(&page));
+        pages += 1;
+        if pages == 1 {
+            let late = json!({"id": "EARLY", "category": "security", "created_at": ago(60)});
+            server
+                .post(&team.path("/tickets"), &team.intake.key, late)
+                .await
+                .expect(201);
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(walked, all, "the walk kept its place");
+    let again = ids(&board(&server, &team, "").await);
+    assert_eq!(again.first().map(String::as_str), Some("EARLY"));
+
+    // Bad input.
+    board(&server, &team, "cursor=bm9wZQ")
+        .await
+        .expect_error(422, "invalid_query");
+    let bad = board(&server, &team, "sla=late").await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    board(&server, &team, "limit=0")
+        .await
+        .expect_error(400, "invalid_query");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_at_risk_percentage_moves_tickets_on_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = seeded(&server, "risk").await;
+    // DESK-1 is ten minutes into a target of hours: running at 75 %, at risk at 1 %.
+    assert!(!ids(&board(&server, &team, "sla=at_risk").await).contains(&"DESK-1".to_owned()));
+    server
+        .put(
+            &team.path("/settings"),
+            team.admin(),
+            json!({"at_risk_percent": 1}),
+        )
+        .await
+        .expect(200);
+    let at_risk = ids(&board(&server, &team, "sla=at_risk").await);
+    assert!(at_risk.contains(&"DESK-1".to_owned()), "{at_risk:?}");
+    let running = ids(&board(&server, &team, "sla=running").await);
+    assert!(!running.contains(&"DESK-1".to_owned()), "{running:?}");
+    assert!(at_risk.contains(&"VIP-1".to_owned()), "five minutes of thirty is over 1 %");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_stored_before_the_index_are_on_the_board_after_a_restart() {
+    use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
+    use switchboard_host::store::{META, OPEN_CLOCKS, TICKETS};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = seeded(&server, "old").await;
+    let before = ids(&board(&server, &team, "").await);
+    server.stop().await;
+    {
+        // As an older build left the file: no rows, no flag, no row keys on the tickets.
+        let db = redb::Database::create(dir.path().join("switchboard.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(OPEN_CLOCKS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.open_table(META).unwrap().retain(|_, _| false).unwrap();
+        {
+            let mut tickets = txn.open_table(TICKETS).unwrap();
+            let rows: Vec<(String, Value)> = tickets
+                .iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    (
+                        k.value().to_owned(),
+                        serde_json::from_slice(v.value()).unwrap(),
+                    )
+                })
+                .collect();
+            for (k, mut v) in rows {
+                v.as_object_mut().unwrap().remove("board");
+                tickets
+                    .insert(k.as_str(), serde_json::to_vec(&v).unwrap().as_slice())
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let read = db.begin_read().unwrap();
+        assert_eq!(read.open_table(OPEN_CLOCKS).unwrap().len().unwrap(), 0);
+    }
+    let server = TestServer::start(dir.path()).await;
+    assert_eq!(ids(&board(&server, &team, "").await), before);
+    // And the rows are kept from then on: resolving a ticket takes it off.
+    for e in [json!({"type": "responded"}), json!({"type": "resolved"})] {
+        server
+            .post(&team.path("/tickets/DESK-1/events"), &team.intake.key, e)
+            .await
+            .expect(200);
+    }
+    let after = ids(&board(&server, &team, "").await);
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(!after.contains(&"DESK-1".to_owned()));
+    server.stop().await;
+}
