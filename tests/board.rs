@@ -173,7 +173,10 @@ async fn the_at_risk_percentage_moves_tickets_on_the_board() {
     assert!(at_risk.contains(&"DESK-1".to_owned()), "{at_risk:?}");
     let running = ids(&board(&server, &team, "sla=running").await);
     assert!(!running.contains(&"DESK-1".to_owned()), "{running:?}");
-    assert!(at_risk.contains(&"VIP-1".to_owned()), "five minutes of thirty is over 1 %");
+    assert!(
+        at_risk.contains(&"VIP-1".to_owned()),
+        "five minutes of thirty is over 1 %"
+    );
     server.stop().await;
 }
 
