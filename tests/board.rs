@@ -236,3 +236,127 @@ async fn tickets_stored_before_the_index_are_on_the_board_after_a_restart() {
     assert!(!after.contains(&"DESK-1".to_owned()));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn handoffs_are_kept_and_each_party_s_time_and_the_breach_are_attributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let team = server.create_team("hand").await;
+    let intake = team.intake.key.clone();
+    let post = |path: String, body: Value| {
+        let (server, intake) = (&server, intake.clone());
+        async move { server.post(&path, &intake, body).await }
+    };
+    // No rule: the built-in fallback gives the MSP's triage queue; p4 (480 min first response).
+    post(
+        team.path("/tickets"),
+        json!({"id": "H-1", "created_at": ago(60)}),
+    )
+    .await
+    .expect(201);
+    let events = team.path("/tickets/H-1/events");
+    let to_internal =
+        json!({"type": "assigned", "party": "internal", "queue": "erp-team", "at": ago(40)});
+    post(events.clone(), to_internal).await.expect(200);
+    let to_vendor = json!({"type": "assigned", "party": "vendor", "at": ago(10)});
+    let after = post(events.clone(), to_vendor).await;
+    let after = after.expect(200).clone();
+    let handoffs = after["handoffs"].as_array().unwrap();
+    assert_eq!(handoffs.len(), 2);
+    assert_eq!(
+        (&handoffs[0]["from"], &handoffs[0]["to"], &handoffs[0]["by"]),
+        (
+            &json!({"party": "msp", "queue": "triage"}),
+            &json!({"party": "internal", "queue": "erp-team"}),
+            &json!(team.intake.id)
+        )
+    );
+    assert_eq!(
+        handoffs[1]["to"],
+        json!({"party": "vendor", "queue": "erp-team"})
+    );
+    assert_eq!(
+        (&after["decision"]["party"], &after["decision"]["queue"]),
+        (&json!("vendor"), &json!("erp-team"))
+    );
+    let fr = after["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "first_response")
+        .unwrap()
+        .clone();
+    let with = &fr["with_party"];
+    assert_eq!(
+        (&with["msp"], &with["internal"]),
+        (&json!(1200), &json!(1800))
+    );
+    let vendor = with["vendor"].as_i64().unwrap();
+    assert!((600..660).contains(&vendor), "{with}");
+    assert_eq!(
+        with["msp"].as_i64().unwrap() + with["internal"].as_i64().unwrap() + vendor,
+        fr["elapsed_secs"].as_i64().unwrap()
+    );
+    assert!(fr.get("breached_with").is_none());
+    assert_eq!(ids(&board(&server, &team, "party=vendor").await), ["H-1"]);
+    // Out of order, and bad input.
+    let early = json!({"type": "assigned", "party": "msp", "at": ago(30)});
+    post(events.clone(), early)
+        .await
+        .expect_error(409, "out_of_order");
+    let bad = post(
+        events.clone(),
+        json!({"type": "assigned", "party": "nobody"}),
+    )
+    .await;
+    bad.expect_error(422, "invalid_event");
+    // The message lists the parties (an internally tagged event cannot name its field yet).
+    let message = bad.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("internal"), "{message}");
+
+    // A p1 ticket handed to internal IT a minute in breaches its 15 minutes there.
+    post(
+        team.path("/tickets"),
+        json!({"id": "B-1", "impact": 1, "urgency": 1, "created_at": ago(120)}),
+    )
+    .await
+    .expect(201);
+    let handed = json!({"type": "assigned", "party": "internal", "at": ago(119)});
+    let b = post(team.path("/tickets/B-1/events"), handed).await;
+    let fr = b.expect(200)["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "first_response")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&fr["state"], &fr["breached_with"]),
+        (&json!("breached"), &json!("internal"))
+    );
+
+    // A re-route by the rule that moves the queue is a handoff too, by `rule`.
+    server
+        .deploy(
+            "hand",
+            &team.operator.key,
+            &team.admin2.key,
+            guest("vip-and-security"),
+        )
+        .await;
+    post(
+        team.path("/tickets"),
+        json!({"id": "R-1", "category": "hardware"}),
+    )
+    .await
+    .expect(201);
+    let moved = json!({"type": "updated", "changes": {"category": "security"}});
+    let r = post(team.path("/tickets/R-1/events"), moved).await;
+    let handoffs = r.expect(200)["handoffs"].as_array().unwrap().clone();
+    assert_eq!(handoffs.len(), 1);
+    assert_eq!(
+        (&handoffs[0]["to"]["queue"], &handoffs[0]["by"]),
+        (&json!("soc"), &json!("rule"))
+    );
+    server.stop().await;
+}

@@ -25,7 +25,7 @@ use crate::board;
 use crate::metrics::Metrics;
 use crate::refusal::{Refusal, Result};
 use crate::runtime::{EvalContext, Runtime};
-use crate::store::records::{RuleFailure, RuleOutcome, TicketRecord};
+use crate::store::records::{Handoff, Holder, RuleFailure, RuleOutcome, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::TenantView;
 use crate::timers::{self, Scheduler};
@@ -218,6 +218,7 @@ impl Tickets {
             timers: Vec::new(),
             board: None,
             fired: Vec::new(),
+            handoffs: Vec::new(),
             routed_on: Some(routed_on),
         };
         let by_creation = store::created_key(&t, record.ticket.created_at, &record.ticket.id);
@@ -347,6 +348,12 @@ impl Tickets {
                 .sla
                 .change_targets(&decision.sla, applied.at)
                 .map_err(|e| Refusal::conflict("out_of_order", e.to_string()))?;
+            let (from, to) = (Holder::of(&record.decision), Holder::of(&decision));
+            if from != to {
+                let by = "rule".to_owned();
+                let at = applied.at;
+                record.handoffs.push(Handoff { at, from, to, by });
+            }
             apply_routing(&mut record.ticket, &decision);
             record.decision = decision;
             record.rule = outcome;

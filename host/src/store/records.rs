@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use switchboard_rules::{CalendarSpec, Decision, SlaClocks, Ticket, TicketEvent};
+use switchboard_rules::{CalendarSpec, Decision, Party, SlaClocks, Ticket, TicketEvent};
 
 use crate::limits::{Limits, RuleLimits, Toolchain, ToolchainLimits};
 
@@ -358,11 +358,48 @@ pub struct TicketRecord {
     /// Escalations and breaches already fired.
     #[serde(default)]
     pub fired: Vec<FiredRecord>,
+    /// Who held it before each change of holder (an `assigned` event, or a re-route that
+    /// moved the party or queue), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handoffs: Vec<Handoff>,
     /// The input the decision in force was made on (the creation, or the latest event that
     /// re-ran the rule), so the ticket can be evaluated again by a replay. Tickets stored
     /// before it was kept have none and are not replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routed_on: Option<TicketEvent>,
+}
+
+/// Who holds a ticket: a party and its queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Holder {
+    /// The party.
+    pub party: Party,
+    /// The queue.
+    pub queue: String,
+}
+
+impl Holder {
+    /// Who `decision` gives the ticket to.
+    pub fn of(decision: &Decision) -> Holder {
+        Holder {
+            party: decision.party,
+            queue: decision.queue.clone(),
+        }
+    }
+}
+
+/// A change of who holds a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Handoff {
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// Who held it.
+    pub from: Holder,
+    /// Who holds it since.
+    pub to: Holder,
+    /// Who moved it: the key id of an `assigned` event, or `rule` for a re-route.
+    pub by: String,
 }
 
 /// An escalation or breach that fired.

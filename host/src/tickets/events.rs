@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_rules::{Change, Priority, SlaError, Ticket};
+use switchboard_rules::{Change, Party, Priority, SlaError, Ticket};
 use utoipa::ToSchema;
 
 use crate::refusal::Refusal;
-use crate::store::records::{EventRecord, TicketRecord};
+use crate::store::records::{EventRecord, Handoff, Holder, TicketRecord};
 
 /// Most a client-supplied instant (`created_at`, an event's `at`) may be ahead of the
 /// server's clock: within it the instant counts as "now" (clock skew), beyond it the request
@@ -98,6 +98,20 @@ pub enum EventInput {
     },
     /// Reopened: resolution restarts.
     Reopened {
+        /// When (default now).
+        #[schema(value_type = Option<String>, format = DateTime)]
+        #[serde(default)]
+        at: Option<Timestamp>,
+    },
+    /// The ticket was handed to another party (and queue): who holds it now, for the board
+    /// and for the time each party held it.
+    Assigned {
+        /// The party that holds it from now.
+        party: Party,
+        /// Its queue there (default: the queue it is in).
+        #[schema(min_length = 1, max_length = 256)]
+        #[serde(default)]
+        queue: Option<String>,
         /// When (default now).
         #[schema(value_type = Option<String>, format = DateTime)]
         #[serde(default)]
@@ -256,6 +270,41 @@ pub fn apply(
             record.sla.reopen(at).map_err(out_of_order)?;
             record.ticket.status = "open".into();
             ("reopened", at, None, None)
+        }
+        EventInput::Assigned { party, queue, at } => {
+            let at = when(at)?;
+            let queue = queue.unwrap_or_else(|| record.decision.queue.clone());
+            if queue.trim().is_empty() || queue.len() > 256 {
+                return Err(Refusal::invalid(
+                    "invalid_event",
+                    "`queue` must be 1-256 bytes, not blank",
+                ));
+            }
+            let last = record
+                .handoffs
+                .last()
+                .map_or(record.ticket.created_at, |h| h.at);
+            if at < last {
+                return Err(Refusal::conflict(
+                    "out_of_order",
+                    format!("`at` {at} is before the ticket's last change of holder ({last})"),
+                ));
+            }
+            let from = Holder::of(&record.decision);
+            let to = Holder {
+                party,
+                queue: queue.clone(),
+            };
+            if from != to {
+                let by = by.to_owned();
+                record.handoffs.push(Handoff { at, from, to, by });
+            }
+            record.decision.party = party;
+            record.decision.queue = queue.clone();
+            record.ticket.party = Some(party);
+            record.ticket.queue = Some(queue.clone());
+            let detail = json!({"party": party, "queue": queue});
+            ("assigned", at, Some(detail), None)
         }
         EventInput::Updated {
             at,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use switchboard_rules::{ClockState, Decision, EscalationTrigger, Metric, Party, Priority, Ticket};
 use utoipa::ToSchema;
 
-use crate::store::records::{EventRecord, RuleOutcome, TicketRecord};
+use crate::store::records::{EventRecord, Handoff, RuleOutcome, TicketRecord};
 use crate::tenants::TenantView;
 use crate::timers::escalation_name;
 
@@ -36,6 +36,46 @@ pub struct ClockView {
     pub breached_at: Option<Timestamp>,
     /// The clock's run (a reopened ticket starts a new resolution run).
     pub run: u32,
+    /// Business seconds of this run counted while each party held the ticket.
+    pub with_party: PartyTime,
+    /// The party holding the ticket when the clock breached, if it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breached_with: Option<Party>,
+}
+
+/// Business seconds by the party holding the ticket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PartyTime {
+    /// The MSP.
+    pub msp: i64,
+    /// Internal IT.
+    pub internal: i64,
+    /// A vendor.
+    pub vendor: i64,
+}
+
+impl PartyTime {
+    fn add(&mut self, party: Party, secs: i64) {
+        match party {
+            Party::Msp => self.msp += secs,
+            Party::Internal => self.internal += secs,
+            Party::Vendor => self.vendor += secs,
+        }
+    }
+}
+
+/// Who held the ticket over time: the instants its holder changed, and the party holding it
+/// before the first and after each.
+fn holders(record: &TicketRecord) -> (Vec<Timestamp>, Vec<Party>) {
+    let first = record
+        .handoffs
+        .first()
+        .map_or(record.decision.party, |h| h.from.party);
+    let cuts = record.handoffs.iter().map(|h| h.at).collect();
+    let parties = std::iter::once(first)
+        .chain(record.handoffs.iter().map(|h| h.to.party))
+        .collect();
+    (cuts, parties)
 }
 
 /// A ticket's clocks at `now`, or why they cannot be read (a calendar they name is gone).
@@ -48,9 +88,21 @@ pub fn clocks(
         .sla
         .readings(now, &view.calendars)
         .map_err(|e| e.to_string())?;
-    Ok(readings
-        .into_iter()
-        .map(|r| ClockView {
+    let (cuts, parties) = holders(record);
+    let mut out = Vec::with_capacity(readings.len());
+    for r in readings {
+        let split = record
+            .sla
+            .elapsed_split(r.metric, now, &view.calendars, &cuts)
+            .map_err(|e| e.to_string())?;
+        let mut with_party = PartyTime::default();
+        for (party, secs) in parties.iter().zip(split) {
+            with_party.add(*party, secs);
+        }
+        let breached_with = r
+            .breached_at
+            .map(|b| parties[cuts.iter().filter(|c| **c <= b).count()]);
+        out.push(ClockView {
             metric: r.metric,
             due: r.due,
             calendar: r.calendar,
@@ -61,8 +113,11 @@ pub fn clocks(
             percent_elapsed: r.percent_elapsed,
             breached_at: r.breached_at,
             run: r.run,
-        })
-        .collect())
+            with_party,
+            breached_with,
+        });
+    }
+    Ok(out)
 }
 
 /// A ticket as creation and the board answer it: id, decision, clocks, rule outcome.
@@ -153,6 +208,8 @@ pub struct TicketView {
     pub escalations: EscalationsView,
     /// Events applied, oldest first.
     pub events: Vec<EventRecord>,
+    /// Changes of who holds it, oldest first.
+    pub handoffs: Vec<Handoff>,
 }
 
 impl TicketView {
@@ -167,6 +224,7 @@ impl TicketView {
             sla_error,
             escalations: escalations(record, view),
             events: record.events.clone(),
+            handoffs: record.handoffs.clone(),
         }
     }
 }

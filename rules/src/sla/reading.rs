@@ -182,6 +182,44 @@ impl SlaClocks {
         Ok(out)
     }
 
+    /// The business seconds `metric`'s clock (its current run) has counted up to `now`,
+    /// split at `cuts` (sorted instants): element `i` is what it counted between `cuts[i-1]`
+    /// and `cuts[i]` (from the start for the first, on to `now` for the last), so
+    /// `cuts.len() + 1` elements summing to the reading's `elapsed_secs`; all zero when the
+    /// clock has not started.
+    ///
+    /// # Errors
+    ///
+    /// As [`SlaClocks::reading`].
+    pub fn elapsed_split(
+        &self,
+        metric: Metric,
+        now: Timestamp,
+        calendars: &CalendarSet,
+        cuts: &[Timestamp],
+    ) -> Result<Vec<i64>, SlaError> {
+        let mut out = vec![0; cuts.len() + 1];
+        let Some(clock) = self.clock(metric) else {
+            return Ok(out);
+        };
+        let calendar = calendars.get(&clock.calendar)?;
+        for (start, end) in self.segments(clock) {
+            let end = end.map_or(now, |e| e.min(now));
+            for (i, part) in out.iter_mut().enumerate() {
+                let lo = if i == 0 {
+                    start
+                } else {
+                    start.max(cuts[i - 1])
+                };
+                let hi = cuts.get(i).map_or(end, |&c| end.min(c));
+                if lo < hi {
+                    *part += calendar.business_seconds_between(lo, hi);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// When `percent` of the target of `metric`'s clock will have elapsed (or had): `None`
     /// when the clock has not started, is stopped, or is paused before it gets there. The
     /// instant at which a reading's `percent_elapsed` first reaches `percent`.
