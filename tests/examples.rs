@@ -1,7 +1,6 @@
 //! The example rules, built to wasm and evaluated by the real runtime: the same routing the
 //! examples' native unit tests check through the SDK, now across the sandbox boundary.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -17,14 +16,8 @@ fn runtime() -> Runtime {
 
 fn ctx_with(config: &[(&str, &str)], calendars: CalendarSet) -> EvalContext {
     EvalContext {
-        config: Arc::new(
-            config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
         calendars: Arc::new(calendars),
-        ..EvalContext::new("acme", "v1")
+        ..switchboard_tests::context(config)
     }
 }
 

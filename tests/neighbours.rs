@@ -49,6 +49,16 @@ async fn a_spinning_tenant_costs_only_its_own_tickets() {
         wat_rule(Some("spin")),
     )
     .await;
+    // The quiet tenant's evaluations share the two cores with the spinner's sixteen: the
+    // point is that they never wait for a slot behind it (`worst` below), so their own wall
+    // clock is raised past the scheduler's stalls on a busy machine.
+    api.put(
+        &quiet.path("/settings"),
+        quiet.admin(),
+        json!({"limits": {"wall_clock_ms": 1000}}),
+    )
+    .await
+    .expect(200);
     api.deploy(
         "quiet",
         &quiet.operator.key,

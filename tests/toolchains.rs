@@ -3,11 +3,9 @@
 //! limits, they route exactly like the Rust example, their exceptions arrive as rule errors,
 //! and what their runtimes import for the network and files reaches nothing.
 
-use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use switchboard_host::runtime::FailureClass;
@@ -53,14 +51,8 @@ fn sample_tickets() -> Vec<TicketEvent> {
 
 fn ctx(config: &[(&str, &str)], limits: &switchboard_host::Limits) -> EvalContext {
     EvalContext {
-        config: Arc::new(
-            config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
         limits: *limits,
-        ..EvalContext::new("acme", "v1")
+        ..switchboard_tests::context(config)
     }
 }
 
@@ -416,17 +408,7 @@ fn rules_check_reports_the_toolchain_limits_and_sample_run() {
 
 /// Runs `cmd` in `dir`, panicking with its output when it fails; returns stdout and stderr.
 fn run_in(dir: &std::path::Path, cmd: &mut Command) -> String {
-    let out = cmd
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
+    switchboard_tests::toolchains::run(cmd.current_dir(dir), &format!("in {}", dir.display()))
 }
 
 #[test]

@@ -383,17 +383,32 @@ impl Runtime {
         ctx: &EvalContext,
         event: &TicketEvent,
     ) -> Evaluation {
+        self.run(module, ctx, event).0
+    }
+
+    /// [`Runtime::evaluate`], saying also whether it failed while instantiating (before the
+    /// rule's own code ran), which the sample start of [`Runtime::probe`] tells apart.
+    fn run(
+        &self,
+        module: &RuleModule,
+        ctx: &EvalContext,
+        event: &TicketEvent,
+    ) -> (Evaluation, bool) {
         let start = Instant::now();
         if let Some(failure) = input_too_large(ctx, event) {
-            return failed(ctx, event, start, failure, 0, Vec::new());
+            return (failed(ctx, event, start, failure, 0, Vec::new()), false);
         }
+        // One store, armed once: instantiation and the call share one budget.
         let _running = self.ticker.running();
         let mut store = self.new_store(ctx, event);
         let instance = match &module.inner.pre {
             Pre::V0_1_0(pre) => pre.instantiate(&mut store).map(Bindings::V0_1_0),
         };
-        let rules = match instance {
-            Ok(rules) => rules,
+        match instance {
+            Ok(rules) => {
+                let result = rules.route(&mut store, event);
+                (finish(ctx, event, start, &mut store, result), false)
+            }
             // No free slot is the host's shortfall, not the rule's failure.
             Err(e)
                 if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
@@ -402,12 +417,10 @@ impl Runtime {
                 let failure = EvalFailure::Host {
                     message: format!("no free instance slot: {e}"),
                 };
-                return failed(ctx, event, start, failure, 0, Vec::new());
+                (failed(ctx, event, start, failure, 0, Vec::new()), true)
             }
-            Err(e) => return finish(ctx, event, start, &mut store, Err(e)),
-        };
-        let result = rules.route(&mut store, event);
-        finish(ctx, event, start, &mut store, result)
+            Err(e) => (finish(ctx, event, start, &mut store, Err(e)), true),
+        }
     }
 
     /// Instantiates `module` once for repeated calls. **For benchmarks and diagnostics

@@ -145,6 +145,20 @@ pub fn ticket(json: serde_json::Value) -> Ticket {
         .expect("valid ticket")
 }
 
+/// An evaluation context of tenant `acme`, version `v1`, with `config` (no calendars but the
+/// built-in ones, default limits).
+pub fn context(config: &[(&str, &str)]) -> switchboard_host::EvalContext {
+    switchboard_host::EvalContext {
+        config: std::sync::Arc::new(
+            config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..switchboard_host::EvalContext::new("acme", "v1")
+    }
+}
+
 /// The `created` event of a ticket given as API JSON.
 pub fn created(json: serde_json::Value) -> TicketEvent {
     TicketEvent::created(ticket(json))

@@ -17,16 +17,19 @@ fn guests_dir() -> PathBuf {
 }
 
 /// Runs `cmd`, panicking with its output when it fails.
-fn run(cmd: &mut Command, what: &str) {
+/// Runs `cmd` for `what`, panicking with its output unless it succeeds; its stdout and
+/// stderr, one after the other.
+pub fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({cmd:?}):\n{}\n{}",
+    let text = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "{what} failed ({cmd:?}):\n{text}");
+    text
 }
 
 /// Hex sha256 over the files of `paths` (recursively, sorted by path; dependencies, caches
@@ -220,7 +223,7 @@ pub fn build(lang: Lang, example: &str) -> PathBuf {
                 .arg(&partial),
             &format!("building {example} with componentize-py"),
         ),
-    }
+    };
     std::fs::rename(&partial, &out).expect("move the built component into place");
     out
 }

@@ -4,17 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use switchboard_rules::model::TicketEvent;
 use wasmtime::component::Component;
 
-use super::outcome::finish;
 use super::{
-    Bindings, Compiler, EvalContext, EvalFailure, Evaluation, FailureClass, LoadError, ModuleInner,
-    Pre, RuleModule, Runtime, StructureLimits, cache, compile, inspect, structure, v0_1_0,
-    validate,
+    Compiler, EvalContext, EvalFailure, Evaluation, FailureClass, LoadError, ModuleInner, Pre,
+    RuleModule, Runtime, StructureLimits, cache, compile, inspect, structure, v0_1_0, validate,
 };
 use crate::limits::{RuleLimits, Toolchain};
 
@@ -170,22 +167,7 @@ impl Runtime {
     /// it is refused with the reason instead of reaching approval. A rule error or a trap in
     /// the rule's own logic is not a reason: the rule may expect tickets unlike the sample.
     pub fn probe(&self, module: &RuleModule, ctx: &EvalContext) -> Result<Evaluation, LoadError> {
-        let start = Instant::now();
-        let event = sample_event();
-        // One store, armed once: instantiation and the call share one budget, as in
-        // `evaluate`.
-        let _running = self.ticker.running();
-        let mut store = self.new_store(ctx, &event);
-        let instance = match &module.inner.pre {
-            Pre::V0_1_0(pre) => pre.instantiate(&mut store).map(Bindings::V0_1_0),
-        };
-        let (eval, starting) = match instance {
-            Ok(rules) => {
-                let result = rules.route(&mut store, &event);
-                (finish(ctx, &event, start, &mut store, result), false)
-            }
-            Err(e) => (finish(ctx, &event, start, &mut store, Err(e)), true),
-        };
+        let (eval, starting) = self.run(module, ctx, &sample_event());
         let refused = match &eval.outcome {
             // The wall clock depends on how busy the machine is, and a host failure (no free
             // slot) is not the rule's: neither may decide a refusal.
