@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchboard_tests::guest;
-use switchboard_tests::server::{Reply, TestServer, clock};
+use switchboard_tests::server::{Reply, TestServer, board_ids, clock};
 
 /// Now, truncated to the second (so instants compare exactly after a JSON round trip).
 fn now_s() -> Timestamp {
@@ -38,16 +38,6 @@ fn instant(v: &Value) -> Timestamp {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// The ids of the tickets on a board answer.
-fn board_ids(reply: &Reply) -> Vec<String> {
-    reply.expect(200)["tickets"]
-        .as_array()
-        .expect("tickets")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id").to_owned())
-        .collect()
 }
 
 /// `(action, key_id, target, sha256)` of every audit entry.

@@ -6,19 +6,28 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use switchboard_tests::guest;
-use switchboard_tests::server::{Reply, Team, TestServer};
+use switchboard_tests::server::{Reply, Team, TestServer, board_ids};
 
 fn ago(minutes: i64) -> String {
     (Timestamp::now() - SignedDuration::from_mins(minutes)).to_string()
 }
 
 fn ids(reply: &Reply) -> Vec<String> {
-    reply.expect(200)["tickets"]
-        .as_array()
-        .expect("tickets")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id").to_owned())
-        .collect()
+    board_ids(reply)
+}
+
+/// Responds to and resolves ticket `id`: its clocks close.
+async fn close(server: &TestServer, team: &Team, id: &str) {
+    for e in [json!({"type": "responded"}), json!({"type": "resolved"})] {
+        server
+            .post(
+                &team.path(&format!("/tickets/{id}/events")),
+                &team.intake.key,
+                e,
+            )
+            .await
+            .expect(200);
+    }
 }
 
 async fn board(server: &TestServer, team: &Team, query: &str) -> Reply {
@@ -52,12 +61,7 @@ async fn seeded(server: &TestServer, id: &str) -> Team {
             .await
             .expect(201);
     }
-    for e in [json!({"type": "responded"}), json!({"type": "resolved"})] {
-        server
-            .post(&team.path("/tickets/DESK-DONE/events"), &team.intake.key, e)
-            .await
-            .expect(200);
-    }
+    close(server, &team, "DESK-DONE").await;
     team
 }
 
@@ -182,55 +186,21 @@ async fn the_at_risk_percentage_moves_tickets_on_the_board() {
 
 #[tokio::test]
 async fn tickets_stored_before_the_index_are_on_the_board_after_a_restart() {
-    use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
-    use switchboard_host::store::{META, OPEN_CLOCKS, TICKETS};
+    use switchboard_host::store::OPEN_CLOCKS;
+    use switchboard_tests::older::as_an_older_build;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let team = seeded(&server, "old").await;
     let before = ids(&board(&server, &team, "").await);
     server.stop().await;
-    {
-        // As an older build left the file: no rows, no flag, no row keys on the tickets.
-        let db = redb::Database::create(dir.path().join("switchboard.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(OPEN_CLOCKS)
-            .unwrap()
-            .retain(|_, _| false)
-            .unwrap();
-        txn.open_table(META).unwrap().retain(|_, _| false).unwrap();
-        {
-            let mut tickets = txn.open_table(TICKETS).unwrap();
-            let rows: Vec<(String, Value)> = tickets
-                .iter()
-                .unwrap()
-                .map(|e| {
-                    let (k, v) = e.unwrap();
-                    (
-                        k.value().to_owned(),
-                        serde_json::from_slice(v.value()).unwrap(),
-                    )
-                })
-                .collect();
-            for (k, mut v) in rows {
-                v.as_object_mut().unwrap().remove("board");
-                tickets
-                    .insert(k.as_str(), serde_json::to_vec(&v).unwrap().as_slice())
-                    .unwrap();
-            }
-        }
-        txn.commit().unwrap();
-        let read = db.begin_read().unwrap();
-        assert_eq!(read.open_table(OPEN_CLOCKS).unwrap().len().unwrap(), 0);
-    }
+    // As an older build left the file: no rows, no flag, no row keys on the tickets.
+    as_an_older_build(dir.path(), OPEN_CLOCKS, |_, record| {
+        record.as_object_mut().unwrap().remove("board");
+    });
     let server = TestServer::start(dir.path()).await;
     assert_eq!(ids(&board(&server, &team, "").await), before);
     // And the rows are kept from then on: resolving a ticket takes it off.
-    for e in [json!({"type": "responded"}), json!({"type": "resolved"})] {
-        server
-            .post(&team.path("/tickets/DESK-1/events"), &team.intake.key, e)
-            .await
-            .expect(200);
-    }
+    close(&server, &team, "DESK-1").await;
     let after = ids(&board(&server, &team, "").await);
     assert_eq!(after.len(), before.len() - 1);
     assert!(!after.contains(&"DESK-1".to_owned()));

@@ -65,8 +65,8 @@ async fn with_require_replay_a_version_is_approved_and_activated_only_once_repla
 
 #[tokio::test]
 async fn tickets_stored_before_the_index_are_indexed_at_open_and_old_ones_skipped() {
-    use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
-    use switchboard_host::store::{META, TICKETS, TICKETS_BY_CREATION};
+    use switchboard_host::store::TICKETS_BY_CREATION;
+    use switchboard_tests::older::as_an_older_build;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let team = server.create_team("old").await;
@@ -85,37 +85,12 @@ async fn tickets_stored_before_the_index_are_indexed_at_open_and_old_ones_skippe
 
     // As an older build left the file: no index, no index flag, and one ticket without its
     // routing input.
-    {
-        let db = redb::Database::create(dir.path().join("switchboard.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(TICKETS_BY_CREATION)
-            .unwrap()
-            .retain(|_, _| false)
-            .unwrap();
-        txn.open_table(META).unwrap().retain(|_, _| false).unwrap();
-        {
-            let mut tickets = txn.open_table(TICKETS).unwrap();
-            let key = "old/OLD-0";
-            let mut record: Value =
-                serde_json::from_slice(tickets.get(key).unwrap().unwrap().value()).unwrap();
-            assert!(
-                record
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("routed_on")
-                    .is_some()
-            );
-            tickets
-                .insert(key, serde_json::to_vec(&record).unwrap().as_slice())
-                .unwrap();
+    as_an_older_build(dir.path(), TICKETS_BY_CREATION, |key, record| {
+        if key == "old/OLD-0" {
+            let removed = record.as_object_mut().unwrap().remove("routed_on");
+            assert!(removed.is_some());
         }
-        txn.commit().unwrap();
-        let read = db.begin_read().unwrap();
-        assert_eq!(
-            read.open_table(TICKETS_BY_CREATION).unwrap().len().unwrap(),
-            0
-        );
-    }
+    });
 
     let server = TestServer::start(dir.path()).await;
     let export = server

@@ -20,6 +20,17 @@ pub const ADMIN_TOKEN: &str = "sbadmin_test-platform-admin-token";
 /// not a synchronisation: it returns as soon as the store closes).
 pub const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The ids of the tickets of a board answer (asserting it is a 200).
+#[track_caller]
+pub fn board_ids(reply: &Reply) -> Vec<String> {
+    reply.expect(200)["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
 /// A request body.
 #[derive(Debug, Clone)]
 pub enum Body {
