@@ -18,8 +18,7 @@ use switchboard_rules::{
 
 pub use self::events::{EventInput, MAX_CLOCK_SKEW, TicketChanges, instant_at_most_now};
 pub use self::view::{
-    ClockView, DigestTicket, EscalationView, EscalationsView, Standing, TicketSummary, TicketView,
-    standing,
+    ClockView, DigestTicket, EscalationView, EscalationsView, TicketSummary, TicketView,
 };
 use crate::board;
 use crate::metrics::Metrics;

@@ -265,37 +265,6 @@ fn escalations(record: &TicketRecord, view: &TenantView) -> EscalationsView {
     out
 }
 
-/// Where a ticket stands against its SLA targets, as the board and digests read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Standing {
-    /// A target is breached.
-    Breached,
-    /// Not breached, but a running clock has used the tenant's `at_risk_percent`.
-    AtRisk,
-    /// Neither.
-    OnTrack,
-}
-
-/// The ticket's [`Standing`] at `now`; `None` when its clocks cannot be read (a calendar
-/// it names is gone).
-pub fn standing(record: &TicketRecord, view: &TenantView, now: Timestamp) -> Option<Standing> {
-    let readings = record.sla.readings(now, &view.calendars).ok()?;
-    let threshold = f64::from(view.record.settings.at_risk_percent);
-    Some(
-        if readings.iter().any(|r| r.state == ClockState::Breached) {
-            Standing::Breached
-        } else if readings
-            .iter()
-            .any(|r| r.state == ClockState::Running && r.percent_elapsed >= threshold)
-        {
-            Standing::AtRisk
-        } else {
-            Standing::OnTrack
-        },
-    )
-}
-
 /// A ticket as a digest lists it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DigestTicket {
