@@ -45,10 +45,11 @@ enum Route {
     Replay,
     GetReplay,
     Export,
+    Report,
 }
 
 /// Every tenant route, one request each (the roles come from the route table).
-const ROUTES: [Route; 33] = [
+const ROUTES: [Route; 34] = [
     Route::CreateKey,
     Route::ListKeys,
     Route::RevokeKey,
@@ -82,6 +83,7 @@ const ROUTES: [Route; 33] = [
     Route::Replay,
     Route::GetReplay,
     Route::Export,
+    Route::Report,
 ];
 
 /// Tenant roles, least first.
@@ -248,6 +250,11 @@ async fn request(api: &Api, team: &Team, route: Route) -> Req {
             Req(Method::GET, p(&format!("/replays/{id}")), Body::None)
         }
         Route::Export => Req(Method::GET, p("/tickets/export"), Body::None),
+        Route::Report => Req(
+            Method::GET,
+            p("/reports/sla?group_by=party,metric"),
+            Body::None,
+        ),
         // No delivery of that id: a caller allowed past the role check learns just that.
         Route::RetryDelivery => Req(
             Method::POST,

@@ -13,6 +13,7 @@ pub mod openapi;
 mod ops;
 pub mod params;
 mod replay;
+mod reports;
 mod rules;
 mod schedules;
 mod settings;
@@ -65,6 +66,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tickets::create, tickets::board))
         .routes(routes!(tickets::read))
         .routes(routes!(tickets::event))
+        .routes(routes!(reports::sla))
         .routes(routes!(webhooks::list))
         .routes(routes!(webhooks::put, webhooks::delete))
         .routes(routes!(webhooks::deliveries))

@@ -361,21 +361,8 @@ mod tests {
     use switchboard_rules::Priority;
 
     use super::*;
-    use crate::test_support::{Fixture, input};
+    use crate::test_support::{Fixture, Lcg, input};
     use crate::tickets::EventInput;
-
-    /// A small deterministic generator, so a failure names its seed.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % n
-        }
-    }
 
     #[tokio::test]
     async fn rows_equal_a_recomputation_after_random_histories() {

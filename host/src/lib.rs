@@ -7,7 +7,7 @@
 //!
 //! 1. infrastructure — [`store`], [`runtime`], [`limits`], [`metrics`], [`webhooks`],
 //!    [`cron`], [`background`];
-//! 2. domain — [`refusal`], [`board`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
+//! 2. domain — [`refusal`], [`board`], [`reports`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
 //!    [`tickets`], [`replay`], [`schedules`];
 //! 3. wiring — [`service`];
 //! 4. edges — [`api`], [`cli`], [`serve`].
@@ -25,6 +25,7 @@ pub mod endpoints;
 pub mod lifecycle;
 pub mod refusal;
 pub mod replay;
+pub mod reports;
 pub mod schedules;
 pub mod tenants;
 pub mod tickets;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use redb::ReadableTable as _;
 use serde::{Deserialize, Serialize};
 use switchboard_rules::Party;
@@ -25,6 +26,7 @@ use utoipa::ToSchema;
 use crate::background::{after_pass, nap};
 use crate::board::BoardStanding;
 pub use crate::cron::{CronError, CronSpec};
+use crate::reports::{self, GroupKey, Period, ReportRow};
 use crate::store::records::{ScheduleRecord, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::{TenantView, Tenants};
@@ -84,6 +86,9 @@ pub struct PartyDigest {
     pub at_risk_tickets: Vec<DigestTicket>,
     /// Up to [`DIGEST_LISTED`] of the breached ones.
     pub breached_tickets: Vec<DigestTicket>,
+    /// The SLA report of the tickets created over the digest's week, for this party (as
+    /// `GET …/reports/sla?group_by=party` gives it).
+    pub week: ReportRow,
 }
 
 /// The digest a `sla.digest` schedule sends.
@@ -93,6 +98,9 @@ pub struct Digest {
     pub at_risk_percent: u8,
     /// Tickets listed per party and standing, at most.
     pub listed_at_most: usize,
+    /// The week the parties' `week` figures cover: the 7 days up to the day the digest
+    /// fires, in the schedule's time zone.
+    pub week: Period,
     /// Per party (`msp` and `internal` always present).
     pub parties: BTreeMap<String, PartyDigest>,
 }
@@ -221,8 +229,12 @@ async fn fire(
     };
     if let (ScheduleEvent::SlaDigest, Some(view)) = (event, tenants.get(tenant)) {
         let store = store.clone();
+        let zone = spec
+            .as_ref()
+            .map_or(TimeZone::UTC, |s| s.time_zone().clone());
+        let tz = schedule.timezone.clone();
         fired.digest = Some(
-            tokio::task::spawn_blocking(move || digest(&store, &view, now))
+            tokio::task::spawn_blocking(move || digest(&store, &view, now, &zone, &tz))
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))??,
         );
@@ -262,11 +274,24 @@ pub fn local(spec: &CronSpec, at: Timestamp) -> String {
     at.display_with_offset(offset).to_string()
 }
 
-/// The tenant's at-risk and breached tickets, per party, at `now`.
-pub fn digest(store: &Store, view: &TenantView, now: Timestamp) -> Result<Digest, StoreError> {
+/// The tenant's at-risk and breached tickets, per party, at `now`, with each party's report
+/// for the week up to `now`'s day in `zone` (named `tz`).
+pub fn digest(
+    store: &Store,
+    view: &TenantView,
+    now: Timestamp,
+    zone: &TimeZone,
+    tz: &str,
+) -> Result<Digest, StoreError> {
     let mut parties: BTreeMap<String, PartyDigest> = BTreeMap::new();
     for party in [Party::Msp, Party::Internal] {
-        parties.insert(party_name(party).to_owned(), PartyDigest::default());
+        parties.insert(party.as_str().to_owned(), PartyDigest::default());
+    }
+    let week = Period::week_to(now, zone, tz).map_err(|e| StoreError::Task(e.message))?;
+    let report = reports::report(store, &view.record.id, &week, &[GroupKey::Party])?;
+    for row in report.rows {
+        let Some(party) = row.party else { continue };
+        parties.entry(party.as_str().to_owned()).or_default().week = row;
     }
     let txn = store.read()?;
     for row in crate::board::all(store, &view.record.id)? {
@@ -274,7 +299,7 @@ pub fn digest(store: &Store, view: &TenantView, now: Timestamp) -> Result<Digest
             Some(s @ (BoardStanding::AtRisk | BoardStanding::Breached)) => s,
             _ => continue,
         };
-        let entry = parties.entry(party_name(row.party).to_owned()).or_default();
+        let entry = parties.entry(row.party.as_str().to_owned()).or_default();
         let (count, listed) = match s {
             BoardStanding::Breached => (&mut entry.breached, &mut entry.breached_tickets),
             _ => (&mut entry.at_risk, &mut entry.at_risk_tickets),
@@ -290,16 +315,9 @@ pub fn digest(store: &Store, view: &TenantView, now: Timestamp) -> Result<Digest
     Ok(Digest {
         at_risk_percent: view.record.settings.at_risk_percent,
         listed_at_most: DIGEST_LISTED,
+        week,
         parties,
     })
-}
-
-fn party_name(party: Party) -> &'static str {
-    match party {
-        Party::Msp => "msp",
-        Party::Internal => "internal",
-        Party::Vendor => "vendor",
-    }
 }
 
 #[cfg(test)]
@@ -317,6 +335,12 @@ mod tests {
         let two_hours_ago = Timestamp::now() - SignedDuration::from_hours(2);
         let late = json!({"id": "LATE", "impact": 1, "urgency": 1, "created_at": two_hours_ago});
         f.tickets.create(&view, input(late)).await.unwrap();
+        // Created before the digest's week: on no figure of it.
+        let old = Timestamp::now() - SignedDuration::from_hours(24 * 10);
+        let old = json!({"id": "OLD", "impact": 3, "urgency": 3, "created_at": old});
+        f.tickets.create(&view, input(old)).await.unwrap();
+        let resolved = crate::tickets::EventInput::Resolved { at: None };
+        f.tickets.apply(&view, "OLD", resolved, "k").await.unwrap();
         let due = Timestamp::now() - SignedDuration::from_mins(1);
         let schedule = ScheduleRecord {
             id: "digest".into(),
@@ -357,6 +381,13 @@ mod tests {
             "LATE"
         );
         assert_eq!(data["digest"]["parties"]["internal"]["breached"], 0);
+        // The week's report per party: LATE's first response breached, its resolution runs.
+        let week = &data["digest"]["parties"]["msp"]["week"];
+        let figures = [&week["tickets"], &week["breached"], &week["running"]];
+        assert_eq!(figures, [&json!(1), &json!(1), &json!(1)], "{week}");
+        assert_eq!(week["compliance_percent"], json!(0.0));
+        assert_eq!(data["digest"]["parties"]["internal"]["week"]["tickets"], 0);
+        assert_eq!(data["digest"]["week"]["tz"], "America/New_York");
 
         let txn = f.store.read().unwrap();
         let key = store::tenant_key("acme", "digest");

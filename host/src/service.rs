@@ -142,6 +142,15 @@ impl Service {
         if indexed > 0 {
             tracing::info!(tickets = indexed, "open SLA clocks indexed");
         }
+        let calendars = tenants
+            .all()
+            .into_iter()
+            .map(|v| (v.record.id.clone(), v.calendars.clone()))
+            .collect();
+        let shared = crate::reports::build(&store, calendars)?;
+        if shared > 0 {
+            tracing::info!(tickets = shared, "tickets added to the report aggregates");
+        }
         let metrics = Arc::new(Metrics::default());
         let timers = Arc::new(Scheduler::default());
         let tickets = Tickets::new(

@@ -6,6 +6,7 @@
 //! Records are JSON in `&str → &[u8]` tables: easy to inspect, and the schema evolves with
 //! serde defaults instead of migrations.
 
+pub mod aggregates;
 pub mod records;
 
 use std::path::Path;
@@ -53,7 +54,7 @@ pub const REPLAYS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new(
 pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Every table, created at open so that readers never meet a missing one.
-const TABLES: [TableDefinition<'static, &str, &[u8]>; 14] = [
+const TABLES: [TableDefinition<'static, &str, &[u8]>; 16] = [
     TENANTS,
     KEYS,
     RULES,
@@ -68,6 +69,8 @@ const TABLES: [TableDefinition<'static, &str, &[u8]>; 14] = [
     OPEN_CLOCKS,
     REPLAYS,
     META,
+    aggregates::REPORT_COUNTS,
+    aggregates::REPORT_DURATIONS,
 ];
 
 /// The [`META`] key set once [`TICKETS_BY_CREATION`] holds every stored ticket.
@@ -441,6 +444,7 @@ pub(crate) fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreEr
 }
 
 fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
+    aggregates::defer_on_this_thread();
     let mut busy = false;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -485,9 +489,15 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
                 }
             }
         }
+        // The report aggregates the batch moved, folded per row, are written last.
+        let all_ok = all_ok
+            && aggregates::flush(&txn)
+                .inspect_err(|e| tracing::error!(error = %e, "cannot write the report aggregates"))
+                .is_ok();
         let commit = if all_ok {
             txn.commit().map_err(|e| e.to_string())
         } else {
+            aggregates::discard();
             let _ = txn.abort();
             Err("a write in the same batch failed; nothing in it was stored".to_owned())
         };

@@ -98,3 +98,17 @@ impl Fixture {
 pub(crate) fn input(json: serde_json::Value) -> switchboard_rules::TicketInput {
     serde_json::from_value(json).expect("ticket json")
 }
+
+/// A small deterministic generator, so that a failing random history names its seed.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    /// The next number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}

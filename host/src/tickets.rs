@@ -23,7 +23,9 @@ pub use self::view::{
 use crate::board;
 use crate::metrics::Metrics;
 use crate::refusal::{Refusal, Result};
+use crate::reports;
 use crate::runtime::{EvalContext, Runtime};
+use crate::store::aggregates;
 use crate::store::records::{Handoff, Holder, RuleFailure, RuleOutcome, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::TenantView;
@@ -219,12 +221,14 @@ impl Tickets {
             fired: Vec::new(),
             handoffs: Vec::new(),
             routed_on: Some(routed_on),
+            report: None,
         };
         let by_creation = store::created_key(&t, record.ticket.created_at, &record.ticket.id);
         let planned = timers::plan(&record, &t, &view.calendars, now);
         record.timers = planned.keys();
         let row = board_row(&record, view, now);
         record.board = row.as_ref().map(|(k, _)| k.clone());
+        record.report = Some(reports::share(&record, &view.calendars, now));
         let earliest = planned.earliest;
         // Encoded here, on the request's task: the writer thread serves every request.
         let bytes = store::encode(&record);
@@ -238,6 +242,7 @@ impl Tickets {
                 store::put_raw_in(txn, store::TICKETS_BY_CREATION, &by_creation, &[])?;
                 timers::replace_in(txn, &[], &planned)?;
                 board::replace_in(txn, None, row.as_ref())?;
+                aggregates::apply(txn, &t, None, record.report.as_ref())?;
                 let queued = match rule_failed(&record) {
                     Some(data) => emit(txn, &t, EventType::RuleFailed, data, now)?,
                     None => Vec::new(),
@@ -282,6 +287,7 @@ impl Tickets {
             let seen = current.events.len();
             let old_timers = current.timers.clone();
             let old_row = current.board.clone();
+            let old_share = current.report.clone();
             let (mut next, rerouted) = self.next_state(view, current, input.clone(), by).await?;
             let failed = if rerouted { rule_failed(&next) } else { None };
             let now = Timestamp::now();
@@ -289,6 +295,8 @@ impl Tickets {
             next.timers = planned.keys();
             let row = board_row(&next, view, now);
             next.board = row.as_ref().map(|(k, _)| k.clone());
+            next.report = Some(reports::share(&next, &view.calendars, now));
+            let new_share = next.report.clone();
             let earliest = planned.earliest;
             let bytes = store::encode(&next);
             let (key, t) = (key.clone(), t.clone());
@@ -299,13 +307,17 @@ impl Tickets {
                     else {
                         return Ok(None);
                     };
-                    if now.events.len() != seen || now.timers != old_timers || now.board != old_row
+                    if now.events.len() != seen
+                        || now.timers != old_timers
+                        || now.board != old_row
+                        || now.report != old_share
                     {
                         return Ok(None);
                     }
                     store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
                     timers::replace_in(txn, &old_timers, &planned)?;
                     board::replace_in(txn, old_row.as_deref(), row.as_ref())?;
+                    aggregates::apply(txn, &t, old_share.as_ref(), new_share.as_ref())?;
                     let queued = match failed {
                         Some(data) => emit(txn, &t, EventType::RuleFailed, data, Timestamp::now())?,
                         None => Vec::new(),

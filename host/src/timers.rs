@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 
 use crate::background::{after_pass, nap};
 use crate::board;
+use crate::reports;
+use crate::store::aggregates;
 use crate::store::records::{FiredRecord, TicketRecord};
 use crate::store::{self, Store, StoreError};
 use crate::tenants::Tenants;
@@ -233,15 +235,22 @@ pub async fn replan_tenant(
                     let keys = planned.keys();
                     let row = board::planned(&record, &tenant_id, &calendars, at_risk_percent, now);
                     let row_key = row.as_ref().map(|(k, _)| k.clone());
+                    let share = Some(reports::share(&record, &calendars, now));
                     // The row's instants may move with the calendar even when its key stays.
-                    if keys == record.timers && row.is_none() && record.board.is_none() {
+                    if keys == record.timers
+                        && row.is_none()
+                        && record.board.is_none()
+                        && share == record.report
+                    {
                         continue;
                     }
                     let moved = keys != record.timers;
                     replace_in(txn, &record.timers, &planned)?;
                     board::replace_in(txn, record.board.as_deref(), row.as_ref())?;
+                    aggregates::apply(txn, &tenant_id, record.report.as_ref(), share.as_ref())?;
                     record.timers = keys;
                     record.board = row_key;
+                    record.report = share;
                     store::put_in(txn, store::TICKETS, &key, &record)?;
                     if moved {
                         n += 1;
@@ -397,6 +406,9 @@ fn fire_batch(
         let next = plan(&record, &timer.tenant, calendars, now);
         replace_in(txn, &[], &next)?;
         record.timers = next.keys();
+        let share = reports::share(&record, calendars, now);
+        aggregates::apply(txn, &timer.tenant, record.report.as_ref(), Some(&share))?;
+        record.report = Some(share);
         store::put_in(txn, store::TICKETS, &ticket_key, &record)?;
     }
     let next = first_due(&txn.open_table(store::TIMERS)?)?;

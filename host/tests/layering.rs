@@ -19,6 +19,7 @@ const ORDER: &[&str] = &[
     // Domain.
     "refusal",
     "board",
+    "reports",
     "tenants",
     "lifecycle",
     "endpoints",

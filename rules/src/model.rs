@@ -20,7 +20,19 @@ pub const MAX_REASON_LEN: usize = 4096;
 pub const MAX_TARGET_MINUTES: u32 = 525_600;
 
 /// Who works a ticket in a co-managed desk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     /// The managed service provider that runs the desk.
@@ -29,6 +41,25 @@ pub enum Party {
     Internal,
     /// A third-party vendor.
     Vendor,
+}
+
+impl Party {
+    /// Every party, in order.
+    pub const ALL: [Party; 3] = [Party::Msp, Party::Internal, Party::Vendor];
+
+    /// The JSON / WIT name (`msp`, `internal`, `vendor`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Msp => "msp",
+            Party::Internal => "internal",
+            Party::Vendor => "vendor",
+        }
+    }
+
+    /// The party named `name` (its JSON name).
+    pub fn from_name(name: &str) -> Option<Party> {
+        Party::ALL.into_iter().find(|p| p.as_str() == name)
+    }
 }
 
 /// Ticket priority, `p1` the most urgent.
@@ -58,6 +89,14 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every priority, most urgent first.
+    pub const ALL: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
+
+    /// The priority named `name` (its JSON name).
+    pub fn from_name(name: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     /// The JSON / WIT name (`p1`…`p4`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,6 +133,18 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Every metric.
+    pub const ALL: [Metric; 3] = [
+        Metric::FirstResponse,
+        Metric::NextResponse,
+        Metric::Resolution,
+    ];
+
+    /// The metric named `name` (its JSON name).
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
     /// The JSON name (`first_response`, …).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_rules::{CalendarSpec, Decision, Party, SlaClocks, Ticket, TicketEvent};
 
 use crate::limits::{Limits, RuleLimits, Toolchain, ToolchainLimits};
+use crate::store::aggregates::Share;
 
 /// What a key may do on one tenant. Ordered: each role may do what the ones before it may.
 #[derive(
@@ -367,6 +368,24 @@ pub struct TicketRecord {
     /// before it was kept have none and are not replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routed_on: Option<TicketEvent>,
+    /// What it adds to the report aggregates (see `reports`), so that its next change
+    /// subtracts exactly that. Tickets stored before reports had none until the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Share>,
+}
+
+impl TicketRecord {
+    /// Who held it at `at`: the holder after the last handoff at or before `at`, else the
+    /// first holder.
+    pub fn holder_at(&self, at: Timestamp) -> Holder {
+        match self.handoffs.iter().rev().find(|h| h.at <= at) {
+            Some(h) => h.to.clone(),
+            None => self
+                .handoffs
+                .first()
+                .map_or_else(|| Holder::of(&self.decision), |h| h.from.clone()),
+        }
+    }
 }
 
 /// Who holds a ticket: a party and its queue.
