@@ -15,7 +15,7 @@ use std::ops::Bound;
 
 use base64::Engine as _;
 use jiff::Timestamp;
-use redb::{ReadableTable as _, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use switchboard_rules::{CalendarSet, ClockState, Metric, Party, Priority};
 
@@ -316,41 +316,18 @@ pub fn build(
     store: &Store,
     tenants: std::collections::HashMap<String, RowContext>,
 ) -> Result<usize, StoreError> {
-    {
-        let txn = store.read()?;
-        if txn.open_table(store::META)?.get(BUILT)?.is_some() {
-            return Ok(0);
+    let now = Timestamp::now();
+    store::backfill::once_over_tickets(store, BUILT, move |txn, tenant, record| {
+        let Some((calendars, percent)) = tenants.get(tenant) else {
+            return Ok(false);
+        };
+        let row = planned(record, tenant, calendars, *percent, now);
+        if row.is_none() && record.board.is_none() {
+            return Ok(false);
         }
-    }
-    store.write_blocking(move |txn| {
-        let now = Timestamp::now();
-        let mut updates = Vec::new();
-        {
-            let tickets = txn.open_table(store::TICKETS)?;
-            for entry in tickets.iter()? {
-                let (k, v) = entry?;
-                let Ok(mut record) = store::decode::<TicketRecord>(k.value(), v.value()) else {
-                    continue;
-                };
-                let tenant = k.value().split('/').next().unwrap_or("").to_owned();
-                let Some((calendars, percent)) = tenants.get(&tenant) else {
-                    continue;
-                };
-                let row = planned(&record, &tenant, calendars, *percent, now);
-                if row.is_none() && record.board.is_none() {
-                    continue;
-                }
-                record.board = row.as_ref().map(|(key, _)| key.clone());
-                updates.push((k.value().to_owned(), record, row));
-            }
-        }
-        let n = updates.len();
-        for (key, record, row) in updates {
-            replace_in(txn, None, row.as_ref())?;
-            store::put_in(txn, store::TICKETS, &key, &record)?;
-        }
-        txn.open_table(store::META)?.insert(BUILT, [].as_slice())?;
-        Ok(n)
+        record.board = row.as_ref().map(|(key, _)| key.clone());
+        replace_in(txn, None, row.as_ref())?;
+        Ok(true)
     })
 }
 
@@ -363,6 +340,7 @@ mod tests {
     use super::*;
     use crate::test_support::{Fixture, Lcg, input};
     use crate::tickets::EventInput;
+    use redb::ReadableTable as _;
 
     #[tokio::test]
     async fn rows_equal_a_recomputation_after_random_histories() {

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use jiff::Timestamp;
 #[cfg(test)]
 use jiff::tz::TimeZone;
-use redb::ReadableTable as _;
 use switchboard_rules::{CalendarSet, ClockState, Metric};
 
 use crate::store::aggregates::{self, Counts, Share, ShareEntry, group_key};
@@ -128,40 +127,18 @@ pub fn build(
     store: &Store,
     tenants: HashMap<String, Arc<CalendarSet>>,
 ) -> Result<usize, StoreError> {
-    {
-        let txn = store.read()?;
-        if txn.open_table(store::META)?.get(BUILT)?.is_some() {
-            return Ok(0);
+    let now = Timestamp::now();
+    store::backfill::once_over_tickets(store, BUILT, move |txn, tenant, record| {
+        let Some(calendars) = tenants.get(tenant) else {
+            return Ok(false);
+        };
+        if record.report.is_some() {
+            return Ok(false);
         }
-    }
-    store.write_blocking(move |txn| {
-        let now = Timestamp::now();
-        let mut updates = Vec::new();
-        {
-            let tickets = txn.open_table(store::TICKETS)?;
-            for entry in tickets.iter()? {
-                let (k, v) = entry?;
-                let Ok(mut record) = store::decode::<TicketRecord>(k.value(), v.value()) else {
-                    continue;
-                };
-                let tenant = k.value().split('/').next().unwrap_or("").to_owned();
-                let Some(calendars) = tenants.get(&tenant) else {
-                    continue;
-                };
-                if record.report.is_some() {
-                    continue;
-                }
-                record.report = Some(share(&record, calendars, now));
-                updates.push((k.value().to_owned(), tenant, record));
-            }
-        }
-        let n = updates.len();
-        for (key, tenant, record) in updates {
-            aggregates::apply(txn, &tenant, None, record.report.as_ref())?;
-            store::put_in(txn, store::TICKETS, &key, &record)?;
-        }
-        txn.open_table(store::META)?.insert(BUILT, [].as_slice())?;
-        Ok(n)
+        let share = share(record, calendars, now);
+        aggregates::apply(txn, tenant, None, Some(&share))?;
+        record.report = Some(share);
+        Ok(true)
     })
 }
 
@@ -177,6 +154,7 @@ mod tests {
     };
     use crate::test_support::{Fixture, Lcg, input};
     use crate::tickets::{EventInput, TicketView};
+    use redb::ReadableTable as _;
 
     /// `(party, queue, priority, metric)`.
     type Key = (Party, String, Priority, Option<Metric>);

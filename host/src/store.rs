@@ -7,6 +7,7 @@
 //! serde defaults instead of migrations.
 
 pub mod aggregates;
+pub mod backfill;
 pub mod records;
 
 use std::path::Path;

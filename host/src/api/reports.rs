@@ -67,7 +67,7 @@ pub(crate) async fn sla(
     }
     let name = format!(
         "attachment; filename=\"sla-{tenant}-{}-{}.csv\"",
-        report.from, report.to
+        report.period.from, report.period.to
     );
     let mut response = csv(&report).into_response();
     let h = response.headers_mut();

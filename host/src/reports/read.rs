@@ -248,20 +248,9 @@ pub struct ReportRow {
 /// A report.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Report {
-    /// The first day.
-    #[schema(value_type = String, format = Date)]
-    pub from: Date,
-    /// The last day (included).
-    #[schema(value_type = String, format = Date)]
-    pub to: Date,
-    /// The time zone of the days.
-    pub tz: String,
-    /// When the period starts.
-    #[schema(value_type = String, format = DateTime)]
-    pub start: Timestamp,
-    /// When it ends (excluded).
-    #[schema(value_type = String, format = DateTime)]
-    pub end: Timestamp,
+    /// The period (its fields sit at the top level of the answer).
+    #[serde(flatten)]
+    pub period: Period,
     /// The keys the rows are grouped by, in the order asked.
     pub group_by: Vec<GroupKey>,
     /// One per group with any ticket, sorted by the group keys.
@@ -419,11 +408,7 @@ pub fn report(
         })
         .collect();
     Ok(Report {
-        from: period.from,
-        to: period.to,
-        tz: period.tz.clone(),
-        start: period.start,
-        end: period.end,
+        period: period.clone(),
         group_by: group_by.to_vec(),
         rows,
     })
