@@ -333,13 +333,10 @@ pub fn build(
 
 #[cfg(test)]
 mod tests {
-    use jiff::SignedDuration;
-    use serde_json::json;
     use switchboard_rules::Priority;
 
     use super::*;
-    use crate::test_support::{Fixture, Lcg, input};
-    use crate::tickets::EventInput;
+    use crate::test_support::{Fixture, random_history};
     use redb::ReadableTable as _;
 
     #[tokio::test]
@@ -347,42 +344,7 @@ mod tests {
         for seed in 1..=3u64 {
             let f = Fixture::new().await;
             let view = f.acme();
-            let mut rng = Lcg(seed);
-            let start = Timestamp::now() - SignedDuration::from_hours(30);
-            let n = 12;
-            for i in 0..n {
-                let at = start + SignedDuration::from_mins(i as i64 * 7);
-                let t = json!({"id": format!("T-{i}"), "impact": 1 + rng.below(3),
-                    "urgency": 1 + rng.below(3), "created_at": at});
-                f.tickets.create(&view, input(t)).await.unwrap();
-            }
-            // Events in time order over the 30 hours, on random tickets.
-            let mut at = start + SignedDuration::from_hours(2);
-            for _ in 0..60 {
-                at += SignedDuration::from_mins(1 + rng.below(40) as i64);
-                let id = format!("T-{}", rng.below(n));
-                let event = match rng.below(6) {
-                    0 => EventInput::Responded { at: Some(at) },
-                    1 => EventInput::Status {
-                        status: "pending_customer".into(),
-                        at: Some(at),
-                    },
-                    2 => EventInput::Status {
-                        status: "open".into(),
-                        at: Some(at),
-                    },
-                    3 => EventInput::Priority {
-                        priority: [Priority::P1, Priority::P2, Priority::P3, Priority::P4]
-                            [rng.below(4) as usize],
-                        at: Some(at),
-                    },
-                    4 => EventInput::Resolved { at: Some(at) },
-                    _ => EventInput::Reopened { at: Some(at) },
-                };
-                // Some events do not apply to the ticket's state (a reopen of an open
-                // ticket): refused, and nothing is written.
-                let _ = f.tickets.apply(&view, &id, event, "k").await;
-            }
+            random_history(&f, seed, 12, 7, 30, 60, 40).await;
             let txn = f.store.read().unwrap();
             let records: Vec<TicketRecord> = store::scan(&txn, store::TICKETS, "acme").unwrap();
             let pct = view.record.settings.at_risk_percent;

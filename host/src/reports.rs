@@ -145,15 +145,14 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use jiff::SignedDuration;
-    use serde_json::json;
     use switchboard_rules::{Party, Priority};
 
     use super::*;
     use crate::store::aggregates::{
         QUARTERS_PER_DAY, REPORT_COUNTS, REPORT_DURATIONS, bucket, bucket_floor, group_parts,
     };
-    use crate::test_support::{Fixture, Lcg, input};
-    use crate::tickets::{EventInput, TicketView};
+    use crate::test_support::{Fixture, random_history};
+    use crate::tickets::TicketView;
     use redb::ReadableTable as _;
 
     /// `(party, queue, priority, metric)`.
@@ -309,45 +308,7 @@ mod tests {
         for seed in 1..=4u64 {
             let f = Fixture::new().await;
             let view = f.acme();
-            let mut rng = Lcg(seed);
-            let start = Timestamp::now() - SignedDuration::from_hours(40);
-            let n = 16;
-            for i in 0..n {
-                let at = start + SignedDuration::from_mins(i as i64 * 97);
-                let t = json!({"id": format!("T-{i}"), "impact": 1 + rng.below(3),
-                    "urgency": 1 + rng.below(3), "created_at": at});
-                f.tickets.create(&view, input(t)).await.unwrap();
-            }
-            let mut at = start + SignedDuration::from_hours(1);
-            for _ in 0..90 {
-                at += SignedDuration::from_mins(1 + rng.below(50) as i64);
-                let id = format!("T-{}", rng.below(n));
-                let party = Party::ALL[rng.below(3) as usize];
-                let event = match rng.below(8) {
-                    0 => EventInput::Responded { at: Some(at) },
-                    1 => EventInput::Status {
-                        status: "pending_customer".into(),
-                        at: Some(at),
-                    },
-                    2 => EventInput::Status {
-                        status: "open".into(),
-                        at: Some(at),
-                    },
-                    3 => EventInput::Priority {
-                        priority: Priority::ALL[rng.below(4) as usize],
-                        at: Some(at),
-                    },
-                    4 | 5 => EventInput::Assigned {
-                        party,
-                        queue: Some(format!("q{}", rng.below(2))),
-                        at: Some(at),
-                    },
-                    6 => EventInput::Resolved { at: Some(at) },
-                    _ => EventInput::Reopened { at: Some(at) },
-                };
-                // Events that do not apply (a reopen of an open ticket) are refused.
-                let _ = f.tickets.apply(&view, &id, event, "k").await;
-            }
+            let start = random_history(&f, seed, 16, 97, 40, 90, 50).await;
             // Clocks that breached while running since their ticket's last write.
             crate::timers::fire_due(&f.store, &f.tenants, &f.deliveries, Timestamp::now())
                 .await

@@ -112,3 +112,64 @@ impl Lcg {
         (self.0 >> 33) % n
     }
 }
+
+/// A random history on `acme`: `tickets` tickets created `spacing_mins` apart from
+/// `hours_back` hours ago (random impact and urgency), then `events` events in time order, a
+/// random 1 to `max_gap_mins` minutes apart, on random tickets: responses, pauses and
+/// resumes, priority changes (a re-route), handoffs to random parties and queues, resolves
+/// and reopens. Events that do not apply (a reopen of an open ticket) are refused, as the
+/// API would. Returns when the first ticket was created.
+pub(crate) async fn random_history(
+    f: &Fixture,
+    seed: u64,
+    tickets: u64,
+    spacing_mins: i64,
+    hours_back: i64,
+    events: usize,
+    max_gap_mins: u64,
+) -> Timestamp {
+    use jiff::SignedDuration;
+    use switchboard_rules::{Party, Priority};
+
+    use crate::tickets::EventInput;
+
+    let view = f.acme();
+    let mut rng = Lcg(seed);
+    let start = Timestamp::now() - SignedDuration::from_hours(hours_back);
+    for i in 0..tickets {
+        let at = start + SignedDuration::from_mins(i as i64 * spacing_mins);
+        let t = serde_json::json!({"id": format!("T-{i}"), "impact": 1 + rng.below(3),
+            "urgency": 1 + rng.below(3), "created_at": at});
+        f.tickets.create(&view, input(t)).await.expect("create");
+    }
+    let mut at = start + SignedDuration::from_hours(1);
+    for _ in 0..events {
+        at += SignedDuration::from_mins(1 + rng.below(max_gap_mins) as i64);
+        let id = format!("T-{}", rng.below(tickets));
+        let party = Party::ALL[rng.below(3) as usize];
+        let event = match rng.below(8) {
+            0 => EventInput::Responded { at: Some(at) },
+            1 => EventInput::Status {
+                status: "pending_customer".into(),
+                at: Some(at),
+            },
+            2 => EventInput::Status {
+                status: "open".into(),
+                at: Some(at),
+            },
+            3 => EventInput::Priority {
+                priority: Priority::ALL[rng.below(4) as usize],
+                at: Some(at),
+            },
+            4 | 5 => EventInput::Assigned {
+                party,
+                queue: Some(format!("q{}", rng.below(2))),
+                at: Some(at),
+            },
+            6 => EventInput::Resolved { at: Some(at) },
+            _ => EventInput::Reopened { at: Some(at) },
+        };
+        let _ = f.tickets.apply(&view, &id, event, "k").await;
+    }
+    start
+}
