@@ -38,8 +38,8 @@ pub(crate) struct ReportQuery {
     extensions(("x-min-role" = json!("viewer"))),
     params(TenantPath, ReportQuery),
     responses(
-        (status = 200, description = "The report.", body = Report, content_type = "application/json"),
-        (status = 200, description = "The same rows as CSV, with a header line.", body = String, content_type = "text/csv"),
+        (status = 200, description = "The report; with `Accept: text/csv`, the same rows as CSV with a header line.",
+            content((Report = "application/json"), (String = "text/csv"))),
         (status = 422, description = "A bad or reversed period, a period over 400 days, a bad `tz` or an unknown `group_by` key (`invalid_query`).", body = super::ErrorBody),
     )
 )]
