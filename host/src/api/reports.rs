@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::extract::{ApiQuery, Authorized, ok};
 use super::params::TenantPath;
 use super::{ApiError, AppState};
-use crate::reports::{self, GroupKey, Period, Report, ReportRow};
+use crate::reports::{self, GroupKey, Period, Report};
 
 /// `GET …/reports/sla` query.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -120,63 +120,41 @@ const FIGURES: [&str; 12] = [
     "handoffs",
 ];
 
-/// `report`'s rows as CSV (RFC 4180): a header line, then a line per row; an empty cell
-/// for a figure that is `null`. A text cell a spreadsheet would read as a formula (it starts
-/// with `=`, `+`, `-`, `@`, tab or carriage return) is prefixed with `'`: queue names come
-/// from rules.
+/// `report`'s rows as CSV (RFC 4180): a header line, then a line per row with the group keys
+/// asked for and [`FIGURES`], each as the JSON answer has it (a `null` figure an empty cell).
+/// A text cell a spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, tab
+/// or carriage return) is prefixed with `'`: queue names come from rules.
 fn csv(report: &Report) -> String {
-    let mut out = String::new();
-    let header: Vec<&str> = report
+    let columns: Vec<&str> = report
         .group_by
         .iter()
         .map(|k| k.as_str())
         .chain(FIGURES)
         .collect();
-    out.push_str(&header.join(","));
+    let mut out = columns.join(",");
     out.push_str("\r\n");
     for row in &report.rows {
-        let mut cells: Vec<String> = report
-            .group_by
-            .iter()
-            .map(|k| cell(&key_text(row, *k)))
-            .collect();
-        cells.extend(figures(row));
+        let row = serde_json::to_value(row).unwrap_or_default();
+        let cells: Vec<String> = columns.iter().map(|c| value_cell(&row[*c])).collect();
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
     }
     out
 }
 
-fn key_text(row: &ReportRow, key: GroupKey) -> String {
-    match key {
-        GroupKey::Party => row.party.map(|p| p.as_str().to_owned()),
-        GroupKey::Queue => row.queue.clone(),
-        GroupKey::Priority => row.priority.map(|p| p.as_str().to_owned()),
-        GroupKey::Metric => row.metric.map(|m| m.as_str().to_owned()),
-        GroupKey::Calendar => row.calendar.clone(),
+/// A JSON value as a cell: text through [`cell`], numbers as Rust writes them (`50`, `66.67`),
+/// nothing for `null` or an absent key.
+fn value_cell(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => cell(s),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => f.to_string(),
+            _ => n.to_string(),
+        },
+        serde_json::Value::Null => String::new(),
+        other => cell(&other.to_string()),
     }
-    .unwrap_or_default()
-}
-
-fn figures(row: &ReportRow) -> Vec<String> {
-    let n = |v: i64| v.to_string();
-    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    vec![
-        n(row.tickets),
-        n(row.resolved),
-        n(row.met),
-        n(row.breached),
-        n(row.running),
-        row.compliance_percent
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-        opt(row.first_response_p50_secs),
-        opt(row.first_response_p90_secs),
-        opt(row.resolution_p50_secs),
-        opt(row.resolution_p90_secs),
-        n(row.escalations),
-        n(row.handoffs),
-    ]
 }
 
 /// One text cell: quoted when it holds a comma, quote or line break; defused when a

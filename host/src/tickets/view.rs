@@ -99,9 +99,7 @@ pub fn clocks(
         for (party, secs) in parties.iter().zip(split) {
             with_party.add(*party, secs);
         }
-        let breached_with = r
-            .breached_at
-            .map(|b| parties[cuts.iter().filter(|c| **c <= b).count()]);
+        let breached_with = r.breached_at.map(|b| record.holder_at(b).party);
         out.push(ClockView {
             metric: r.metric,
             due: r.due,
