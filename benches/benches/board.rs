@@ -8,71 +8,42 @@
 //!
 //! `cargo bench -p switchboard-benches --bench board`
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
+use switchboard_benches::Filled;
 use switchboard_host::board::Filter;
-use switchboard_host::service::Service;
 use switchboard_host::tickets::EventInput;
 use tokio::runtime::Runtime;
 
 const SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 const OPEN: usize = 10_000;
-/// Tickets in flight while filling (the writer folds them into group commits).
-const IN_FLIGHT: usize = 256;
-
-struct Filled {
-    _dir: tempfile::TempDir,
-    service: Arc<Service>,
-}
-
-/// A service on a fresh data directory whose tenant `bench` holds `n` tickets.
+/// A service whose tenant `bench` holds `n` tickets, all but [`OPEN`] of them resolved.
 fn fill(rt: &Runtime, n: usize) -> Filled {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let service = Arc::new(Service::open(dir.path(), "bench-admin").expect("open"));
-    rt.block_on(async {
-        service
-            .tenants
-            .create_tenant("bench", "Bench")
-            .await
-            .expect("tenant");
-        let view = service.tenants.get("bench").expect("view");
-        let start = Timestamp::now() - SignedDuration::from_hours(24);
-        let closed = n.saturating_sub(OPEN);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(IN_FLIGHT) {
-            let mut tasks = Vec::new();
-            for &i in chunk {
-                let (service, view) = (service.clone(), view.clone());
-                tasks.push(tokio::spawn(async move {
-                    let at = start + SignedDuration::from_millis(i as i64 * 50);
-                    let t = json!({"id": format!("T-{i}"), "impact": 1 + i % 3, "urgency": 2,
-                        "created_at": at});
-                    let input = serde_json::from_value(t).expect("ticket");
-                    service.tickets.create(&view, input).await.expect("create");
-                    if i < closed {
-                        let id = format!("T-{i}");
-                        for e in [
-                            EventInput::Responded { at: None },
-                            EventInput::Resolved { at: None },
-                        ] {
-                            service
-                                .tickets
-                                .apply(&view, &id, e, "bench")
-                                .await
-                                .expect("event");
-                        }
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.expect("task");
+    let start = Timestamp::now() - SignedDuration::from_hours(24);
+    let closed = n.saturating_sub(OPEN);
+    switchboard_benches::fill(rt, n, move |service, view, i| async move {
+        let at = start + SignedDuration::from_millis(i as i64 * 50);
+        let t = json!({"id": format!("T-{i}"), "impact": 1 + i % 3, "urgency": 2,
+            "created_at": at});
+        let input = serde_json::from_value(t).expect("ticket");
+        service.tickets.create(&view, input).await.expect("create");
+        if i < closed {
+            let id = format!("T-{i}");
+            for e in [
+                EventInput::Responded { at: None },
+                EventInput::Resolved { at: None },
+            ] {
+                service
+                    .tickets
+                    .apply(&view, &id, e, "bench")
+                    .await
+                    .expect("event");
             }
         }
-    });
-    Filled { _dir: dir, service }
+    })
 }
 
 fn board(c: &mut Criterion) {

@@ -7,84 +7,55 @@
 //!
 //! `cargo bench -p switchboard-benches --bench reports`
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
+use switchboard_benches::Filled;
 use switchboard_host::reports::{self, GroupKey, Period};
-use switchboard_host::service::Service;
 use switchboard_host::tickets::EventInput;
 use switchboard_rules::Party;
 use tokio::runtime::Runtime;
 
 const SIZES: [usize; 2] = [10_000, 100_000];
-/// Tickets in flight while filling (the writer folds them into group commits).
-const IN_FLIGHT: usize = 256;
-
-struct Filled {
-    _dir: tempfile::TempDir,
-    service: Arc<Service>,
-}
-
-/// A service on a fresh data directory whose tenant `bench` holds `n` tickets over a year.
+/// A service whose tenant `bench` holds `n` tickets over a year.
 fn fill(rt: &Runtime, n: usize) -> Filled {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let service = Arc::new(Service::open(dir.path(), "bench-admin").expect("open"));
-    rt.block_on(async {
-        service
-            .tenants
-            .create_tenant("bench", "Bench")
-            .await
-            .expect("tenant");
-        let view = service.tenants.get("bench").expect("view");
-        let start = Timestamp::now() - SignedDuration::from_hours(24 * 365);
-        let step = SignedDuration::from_hours(24 * 364) / (n as i32 + 1);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(IN_FLIGHT) {
-            let mut tasks = Vec::new();
-            for &i in chunk {
-                let (service, view) = (service.clone(), view.clone());
-                tasks.push(tokio::spawn(async move {
-                    let created = start + step * (i as i32);
-                    let id = format!("T-{i}");
-                    let priority = ["p1", "p2", "p3", "p4"][i % 4];
-                    let t = json!({"id": id, "priority": priority, "created_at": created});
-                    let input = serde_json::from_value(t).expect("ticket");
-                    service.tickets.create(&view, input).await.expect("create");
-                    let mins = |m: i64| Some(created + SignedDuration::from_mins(m));
-                    let mut events = Vec::new();
-                    if i % 3 == 1 {
-                        events.push(EventInput::Assigned {
-                            party: [Party::Internal, Party::Vendor][i % 2],
-                            queue: Some(["it-ops", "network", "apps"][i % 3 + i % 2].into()),
-                            at: mins(20),
-                        });
-                    }
-                    if i % 10 != 0 {
-                        let took = (i % 700) as i64;
-                        events.push(EventInput::Responded {
-                            at: mins(25 + took / 10),
-                        });
-                        events.push(EventInput::Resolved {
-                            at: mins(30 + took),
-                        });
-                    }
-                    for e in events {
-                        service
-                            .tickets
-                            .apply(&view, &id, e, "bench")
-                            .await
-                            .expect("event");
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.expect("task");
-            }
+    let start = Timestamp::now() - SignedDuration::from_hours(24 * 365);
+    let step = SignedDuration::from_hours(24 * 364) / (n as i32 + 1);
+    switchboard_benches::fill(rt, n, move |service, view, i| async move {
+        let created = start + step * (i as i32);
+        let id = format!("T-{i}");
+        let priority = ["p1", "p2", "p3", "p4"][i % 4];
+        let t = json!({"id": id, "priority": priority, "created_at": created});
+        let input = serde_json::from_value(t).expect("ticket");
+        service.tickets.create(&view, input).await.expect("create");
+        let mins = |m: i64| Some(created + SignedDuration::from_mins(m));
+        let mut events = Vec::new();
+        if i % 3 == 1 {
+            events.push(EventInput::Assigned {
+                party: [Party::Internal, Party::Vendor][i % 2],
+                queue: Some(["it-ops", "network", "apps"][i % 3 + i % 2].into()),
+                at: mins(20),
+            });
         }
-    });
-    Filled { _dir: dir, service }
+        if i % 10 != 0 {
+            let took = (i % 700) as i64;
+            events.push(EventInput::Responded {
+                at: mins(25 + took / 10),
+            });
+            events.push(EventInput::Resolved {
+                at: mins(30 + took),
+            });
+        }
+        for e in events {
+            service
+                .tickets
+                .apply(&view, &id, e, "bench")
+                .await
+                .expect("event");
+        }
+    })
 }
 
 fn report(c: &mut Criterion) {
