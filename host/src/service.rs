@@ -3,6 +3,7 @@
 //! schedules, deliveries) — so that the API, the CLI and the tests all start the same thing.
 //! Nothing here decides anything; the domain modules below it do.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -130,23 +131,17 @@ impl Service {
             admin_token,
             limit_caps,
         )?);
-        let rows = tenants
-            .all()
-            .into_iter()
-            .map(|v| {
-                let context = (v.calendars.clone(), v.record.settings.at_risk_percent);
-                (v.record.id.clone(), context)
-            })
-            .collect();
+        // What the one-time passes over older tickets need of each tenant.
+        let (mut rows, mut calendars) = (HashMap::new(), HashMap::new());
+        for v in tenants.all() {
+            let context = (v.calendars.clone(), v.record.settings.at_risk_percent);
+            rows.insert(v.record.id.clone(), context);
+            calendars.insert(v.record.id.clone(), v.calendars.clone());
+        }
         let indexed = crate::board::build(&store, rows)?;
         if indexed > 0 {
             tracing::info!(tickets = indexed, "open SLA clocks indexed");
         }
-        let calendars = tenants
-            .all()
-            .into_iter()
-            .map(|v| (v.record.id.clone(), v.calendars.clone()))
-            .collect();
         let shared = crate::reports::build(&store, calendars)?;
         if shared > 0 {
             tracing::info!(tickets = shared, "tickets added to the report aggregates");
