@@ -1,8 +1,10 @@
 //! The service end to end over real HTTP on loopback, with a real redb file and real wasm
 //! rules: the rule lifecycle from a new tenant to a rollback, the fallback decision,
 //! idempotent ticket creation; a restart on the same data directory (`restart`); calendars
-//! and the operational endpoints (`ops`).
+//! and the operational endpoints (`ops`); the audit log's filters and `me` (`audit`).
 
+#[path = "api/audit.rs"]
+mod audit;
 #[path = "api/ops.rs"]
 mod ops;
 #[path = "api/restart.rs"]

@@ -46,10 +46,11 @@ enum Route {
     GetReplay,
     Export,
     Report,
+    Me,
 }
 
 /// Every tenant route, one request each (the roles come from the route table).
-const ROUTES: [Route; 34] = [
+const ROUTES: [Route; 35] = [
     Route::CreateKey,
     Route::ListKeys,
     Route::RevokeKey,
@@ -84,6 +85,7 @@ const ROUTES: [Route; 34] = [
     Route::GetReplay,
     Route::Export,
     Route::Report,
+    Route::Me,
 ];
 
 /// Tenant roles, least first.
@@ -219,6 +221,7 @@ async fn request(api: &Api, team: &Team, route: Route) -> Req {
             Body::Json(json!({"type": "status", "status": "open"})),
         ),
         Route::Audit => Req(Method::GET, p("/audit"), Body::None),
+        Route::Me => Req(Method::GET, p("/me"), Body::None),
         Route::PutWebhook => Req(Method::PUT, p("/webhooks/ops"), Body::Json(webhook())),
         Route::ListWebhooks => Req(Method::GET, p("/webhooks"), Body::None),
         Route::Deliveries => Req(Method::GET, p("/webhooks/ops/deliveries"), Body::None),

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod admin;
+pub mod console;
 pub mod extract;
 pub mod openapi;
 mod ops;
@@ -49,6 +50,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_tenant))
         .routes(routes!(admin::create_key, admin::list_keys))
         .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin::me))
         .routes(routes!(settings::put_settings, settings::get_settings))
         .routes(routes!(settings::put_config, settings::get_config))
         .routes(routes!(settings::list_calendars))
@@ -77,6 +79,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(console::index))
+        .routes(routes!(console::file))
 }
 
 /// Builds the router.
@@ -104,7 +108,19 @@ pub fn app(service: AppState) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(service.clone(), observe))
         .layer(axum::Extension(document))
+        .layer(middleware::map_response(secure))
         .with_state(service)
+}
+
+/// Sets [`console::SECURITY_HEADERS`] on every answer.
+async fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in console::SECURITY_HEADERS {
+        headers
+            .entry(name)
+            .or_insert(axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Per request: a tracing span, the timeout, and the metrics.

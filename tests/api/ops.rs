@@ -244,6 +244,7 @@ async fn health_readiness_metrics_and_openapi() {
             .split('/')
             .map(|s| match s {
                 "{version}" => "1",
+                "{asset}" => "app.js",
                 s if s.starts_with('{') => "ops",
                 s => s,
             })
@@ -253,7 +254,15 @@ async fn health_readiness_metrics_and_openapi() {
         let r = server
             .call(method.clone(), &concrete, None, Body::None)
             .await;
-        let public = ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str());
+        let public = [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/",
+            "/console/{asset}",
+        ]
+        .contains(&path.as_str());
         if public {
             assert_eq!(r.status, 200, "{method} {concrete}");
         } else {

@@ -164,6 +164,7 @@ pub fn created(json: serde_json::Value) -> TicketEvent {
     TicketEvent::created(ticket(json))
 }
 
+pub mod browser;
 pub mod older;
 pub mod receiver;
 pub mod routes;

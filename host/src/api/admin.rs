@@ -5,12 +5,14 @@ use axum::extract::State;
 use axum::response::Response;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiJson, ApiPath, Authorized, PlatformAdmin, created, ok};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authorized, PlatformAdmin, created, ok};
 use super::params::{KeyPath, TenantPath};
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::records::{AuditEntry, Role};
+use crate::tenants::Principal;
+use crate::tenants::changes::AuditFilter;
 
 /// `POST /v1/tenants` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -211,22 +213,153 @@ pub(crate) async fn revoke_key(
 /// The audit log.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuditLog {
-    /// Entries, oldest first.
+    /// Entries, oldest first (newest first with `order=newest`).
     entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next page; `null` when this is the last.
+    next_cursor: Option<String>,
 }
 
-/// `GET …/audit`: every administrative action, oldest first.
+/// Which way the audit log is read.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AuditOrder {
+    /// Oldest first.
+    #[default]
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
+/// `GET …/audit` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    /// Only actions starting with this: `rule.` or `rule.approve`.
+    action: Option<String>,
+    /// Only this caller's entries: a key id, or `platform-admin`.
+    key_id: Option<String>,
+    /// Only entries whose target starts with this: `rules/3`, `webhooks/`.
+    target: Option<String>,
+    /// Only entries at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<Timestamp>,
+    /// Only entries before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<Timestamp>,
+    /// `oldest` (default) or `newest` first.
+    #[param(inline)]
+    order: Option<AuditOrder>,
+    /// Most entries listed (1–1000, default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// Where to go on: the `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Most audit entries on one page.
+const AUDIT_PAGE: usize = 1000;
+
+/// `GET …/audit`: every administrative action, oldest first, filtered and paged.
 #[utoipa::path(
     get, path = "/v1/tenants/{tenant}/audit", tag = "audit",
-    summary = "Every administrative action: who, what, when, module sha256.",
+    summary = "Every administrative action: who, what, when, module sha256; `?action=&key_id=&target=&since=&until=&order=&limit=&cursor=`.",
     extensions(("x-min-role" = json!("admin"))),
-    params(TenantPath),
-    responses((status = 200, description = "The log.", body = AuditLog))
+    params(TenantPath, AuditQuery),
+    responses(
+        (status = 200, description = "A page of the log.", body = AuditLog),
+        (status = 422, description = "`limit`, `cursor` or `until` is out of range (`invalid_query`).", body = ErrorBody),
+    )
 )]
 pub(crate) async fn audit_log(
     State(service): State<AppState>,
     access: Authorized,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let entries = service.tenants.audit_log(access.id())?;
-    Ok(ok(AuditLog { entries }))
+    let invalid = |m: String| ApiError::invalid("invalid_query", m);
+    let limit = match query.limit {
+        None => AUDIT_PAGE,
+        Some(n @ 1..=AUDIT_PAGE) => n,
+        Some(n) => {
+            return Err(invalid(format!(
+                "`limit` must be 1 to {AUDIT_PAGE}, got {n}"
+            )));
+        }
+    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| invalid(format!("`cursor` {c:?} is not one the audit log gave out")))
+        })
+        .transpose()?;
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && until <= since
+    {
+        return Err(invalid("`until` must be after `since`".into()));
+    }
+    let filter = AuditFilter {
+        action: query.action,
+        key_id: query.key_id,
+        target: query.target,
+        since: query.since,
+        until: query.until,
+        newest_first: matches!(query.order.unwrap_or_default(), AuditOrder::Newest),
+    };
+    let (entries, next) = service
+        .tenants
+        .audit_page(access.id(), &filter, after, limit)?;
+    Ok(ok(AuditLog {
+        entries,
+        next_cursor: next.map(|seq| seq.to_string()),
+    }))
+}
+
+/// Who the caller is on this tenant: what the console shows and hides by.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Me {
+    /// The tenant's id.
+    tenant: String,
+    /// The tenant's display name.
+    tenant_name: String,
+    /// The calling key's id.
+    key_id: String,
+    /// The calling key's name.
+    key_name: String,
+    /// The key's role on this tenant.
+    #[schema(value_type = String, example = "operator")]
+    role: &'static str,
+    /// Whether four-eyes approval is on: then an admin may not approve a version it uploaded.
+    four_eyes: bool,
+}
+
+/// `GET …/me`: the calling key and its role on the tenant.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}/me", tag = "keys",
+    summary = "The calling key, its role on the tenant, and whether four-eyes approval is on.",
+    extensions(("x-min-role" = json!("viewer"))),
+    params(TenantPath),
+    responses((status = 200, description = "The caller.", body = Me))
+)]
+pub(crate) async fn me(access: Authorized) -> Result<Response, ApiError> {
+    let Principal::Key(key) = &access.principal else {
+        return Err(ApiError::internal(
+            &"a tenant route authorized without a key",
+        ));
+    };
+    let role = key
+        .grants
+        .get(access.id())
+        .copied()
+        .ok_or_else(|| ApiError::internal(&"a tenant route authorized without a grant"))?;
+    let record = &access.tenant.record;
+    Ok(ok(Me {
+        tenant: record.id.clone(),
+        tenant_name: record.name.clone(),
+        key_id: key.id.clone(),
+        key_name: key.name.clone(),
+        role: role.name(),
+        four_eyes: record.settings.four_eyes,
+    }))
 }

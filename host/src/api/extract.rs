@@ -325,10 +325,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(query)
+        let parse = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(parse)
             .map(ApiQuery)
             .map_err(|e| {
-                ApiError::bad_request("invalid_query", format!("query string: {e}")).before_body()
+                let message = match e.path().to_string() {
+                    path if path == "." => format!("query string: {}", e.inner()),
+                    path => format!("`{path}`: {}", e.inner()),
+                };
+                ApiError::bad_request("invalid_query", message).before_body()
             })
     }
 }

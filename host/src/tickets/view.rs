@@ -123,6 +123,8 @@ pub fn clocks(
 pub struct TicketSummary {
     /// The external id.
     pub id: String,
+    /// The ticket's subject.
+    pub subject: String,
     /// Where it was routed.
     pub decision: Decision,
     /// Its SLA clocks.
@@ -140,6 +142,7 @@ impl TicketSummary {
         let (sla, sla_error) = split(clocks(record, view, now));
         TicketSummary {
             id: record.ticket.id.clone(),
+            subject: record.ticket.subject.clone(),
             decision: record.decision.clone(),
             sla,
             sla_error,
