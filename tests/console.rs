@@ -128,6 +128,27 @@ async fn desk(server: &TestServer, receiver: &Receiver) -> Team {
             .await
             .expect(201);
     }
+    // ERP-7 waits on its requester for a while; XSS-1 goes to a vendor.
+    for (id, event) in [
+        (
+            "ERP-7",
+            json!({"type": "status", "status": "pending_customer"}),
+        ),
+        ("ERP-7", json!({"type": "status", "status": "open"})),
+        (
+            "XSS-1",
+            json!({"type": "assigned", "party": "vendor", "queue": "acme-networks"}),
+        ),
+    ] {
+        server
+            .post(
+                &team.path(&format!("/tickets/{id}/events")),
+                &team.intake.key,
+                event,
+            )
+            .await
+            .expect(200);
+    }
     team
 }
 
@@ -172,6 +193,14 @@ async fn assert_clean(browser: &Browser) {
     for bad in ["null", "undefined", "NaN", "[object"] {
         assert!(!shown.contains(bad), "the page shows {bad:?}:\n{shown}");
     }
+    let unlabelled = browser
+        .js(
+            "return [...document.querySelectorAll('main input, main select, main textarea')] \
+             .filter(e => e.labels.length === 0).map(e => e.name);",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "every control has a label");
 }
 
 /// Records every Content-Security-Policy violation of the page from now on.
@@ -361,6 +390,22 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
         )
         .await;
     assert_eq!(parsed, json!([0, null]));
+    browser
+        .wait_text(
+            "ol.timeline li",
+            "Handed off from MSP / network-ops to Vendor / acme-networks",
+        )
+        .await;
+
+    // A pause and its end, in the timeline of ERP-7.
+    go(&browser, "#/tickets/ERP-7", "Month-end report").await;
+    browser
+        .wait_text("ol.timeline li", "Clocks paused: status pending_customer")
+        .await;
+    browser
+        .wait_text("ol.timeline li", "Clocks resumed: status open")
+        .await;
+    assert_clean(&browser).await;
     assert_eq!(
         violations(&browser).await,
         json!([]),
@@ -368,8 +413,20 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
     );
     sign_out(&browser).await;
 
-    // The operator uploads a version, and is offered no approval.
-    sign_in(&browser, &base, "acme", &team.operator.key).await;
+    // The operator signs in with the keyboard alone, uploads a version, dry-runs it, and is
+    // offered no approval.
+    browser.client.goto(&base).await.unwrap();
+    browser.wait_text("main h1", "Sign in").await;
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("name").await.unwrap().as_deref(),
+        Some("tenant")
+    );
+    focused
+        .send_keys(&format!("acme\u{E004}{}\u{E007}", team.operator.key))
+        .await
+        .unwrap();
+    browser.wait_text("#nav", "SLA board").await;
     go(&browser, "#/rules", "Rules").await;
     let upload = browser
         .client
@@ -387,6 +444,9 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
             .any(|b| b.starts_with("Approve") || b.starts_with("Activate")),
         "an operator is offered {buttons:?}"
     );
+    browser.click_button("Run").await;
+    let dry = browser.wait_text("main .result", "Fuel").await;
+    assert!(dry.contains("Ticket DRY-1") && dry.contains("→"), "{dry}");
     let note = browser.texts("main .notice.note").await.join(" ");
     assert!(
         note.contains("needs an admin") && note.contains("Four-eyes approval is on"),
@@ -398,6 +458,31 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
     sign_in(&browser, &base, "acme", &team.admin2.key).await;
     go(&browser, "#/rules", "Rules").await;
     watch_policy(&browser).await;
+
+    // Before approving, what would v2 change? A replay over the 19 stored tickets.
+    browser.click_button("Replay").await;
+    browser.wait_text("main .replay", "Evaluated").await;
+    let count = |name: &'static str| {
+        let browser = &browser;
+        async move {
+            let text = browser
+                .texts(&format!("main .replay dd[data-count={name}]"))
+                .await;
+            text[0].parse::<u64>().unwrap()
+        }
+    };
+    let evaluated = count("evaluated").await;
+    assert_eq!(evaluated, 19, "every stored ticket");
+    assert_eq!(count("unchanged").await + count("changed").await, evaluated);
+    assert!(
+        count("changed").await > 0,
+        "the VIP rule routes differently"
+    );
+    browser
+        .js("document.querySelector('main .replay').scrollIntoView();", vec![])
+        .await;
+    browser.screenshot(&shots, "replay").await;
+
     browser.click_button("Approve v2").await;
     wait_rule(&browser, "v2", "approved").await;
     browser.click_button("Activate v2").await;
@@ -440,6 +525,10 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
     );
     assert_clean(&browser).await;
     browser.screenshot(&shots, "reports").await;
+    browser.click_button("Download CSV").await;
+    browser
+        .wait_text("[role=status]", "The CSV was downloaded.")
+        .await;
 
     // The audit log, filtered to approvals: the second admin's approval of v2.
     go(&browser, "#/audit", "Audit log").await;

@@ -246,16 +246,30 @@ function replay(ctx, rules) {
 
 function diff(a) {
   const fields = Object.entries(a.fields || {});
+  const errors = Object.entries(a.errors?.candidate || {});
+  const fuel = (side) => (side ? `p50 ${side.p50.toLocaleString()}, p99 ${side.p99.toLocaleString()}` : "—");
+  const facts = [
+    ["Evaluated", "evaluated", a.evaluated],
+    ["Unchanged", "unchanged", a.unchanged],
+    ["Changed", "changed", a.changed],
+    ["Failed (candidate)", "failed", a.failed?.candidate],
+    ["Failed (compared with)", "failed-against", a.failed?.against],
+    ["Skipped", "skipped", a.skipped],
+  ];
   return h(
     "div",
     { class: "replay" },
     a.complete === false ? notice("note", `Stopped early: ${a.stopped || "the time budget ran out"}. The counts cover what was evaluated.`) : null,
+    h("p", {}, `v${a.candidate} against ${a.against}${a.against_version ? ` (v${a.against_version})` : ""}, replay ${a.replay_id}`),
     h(
       "dl",
       { class: "facts" },
-      [["Evaluated", a.evaluated], ["Unchanged", a.unchanged], ["Changed", a.changed], ["Failed", a.failed], ["Fuel", a.fuel]].map(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { count: k.toLowerCase() } }, String(v ?? 0))]),
+      facts.map(([label, key, v]) => [h("dt", {}, label), h("dd", { dataset: { count: key } }, String(v ?? 0))]),
+      h("dt", {}, "Fuel (candidate / compared with)"),
+      h("dd", {}, `${fuel(a.fuel?.candidate)} / ${fuel(a.fuel?.against)}`),
     ),
     table("Changed tickets by field", ["Field", "Tickets changed"], fields.map(([k, v]) => [k, String(v)]), "No field changed."),
+    errors.length ? table("The candidate's errors", ["Code", "Tickets"], errors.map(([k, v]) => [k, String(v)])) : null,
     (a.samples || []).map((sample) =>
       h(
         "details",
@@ -264,6 +278,5 @@ function diff(a) {
         h("div", { class: "before-after" }, h("div", {}, h("h4", {}, "Before"), json(sample.before)), h("div", {}, h("h4", {}, "After"), json(sample.after))),
       ),
     ),
-    (a.errors || []).length ? h("details", {}, h("summary", {}, `${a.errors.length} errors`), json(a.errors)) : null,
   );
 }

@@ -5,18 +5,49 @@
 import { append, h, json, notice, table } from "./dom.js";
 import { duration, party, when, words } from "./format.js";
 
+/** What an event did, in words; `paused` is the tenant's list of statuses that pause clocks. */
+function eventItem(e, paused, previous) {
+  const by = ` (by ${e.by})`;
+  switch (e.type) {
+    case "status": {
+      const status = e.detail?.status;
+      if (paused.has(status)) return { kind: "paused", text: `Clocks paused: status ${status}${by}` };
+      if (paused.has(previous)) return { kind: "resumed", text: `Clocks resumed: status ${status}${by}` };
+      return { kind: "status", text: `Status ${status}${by}` };
+    }
+    case "responded":
+      return { kind: "responded", text: `First response${by}` };
+    case "priority":
+      return { kind: "priority", text: `Priority set to ${e.detail?.priority}; targets recomputed${by}` };
+    case "resolved":
+      return { kind: "resolved", text: `Resolved${by}` };
+    case "reopened":
+      return { kind: "reopened", text: `Reopened: a new resolution run starts${by}` };
+    case "updated": {
+      const changed = (e.detail?.changed || []).map((c) => c.field || c).join(", ");
+      return { kind: "updated", text: `Updated${changed ? `: ${changed}` : ""}${by}` };
+    }
+    default:
+      return { kind: e.type, text: `${words(e.type)}${e.detail ? ` ${JSON.stringify(e.detail)}` : ""}${by}` };
+  }
+}
+
 /** Every dated thing of the ticket, oldest first; pending escalations last, by instant. */
-export function timeline(view) {
+export function timeline(view, pausedStatuses) {
+  const paused = new Set(pausedStatuses);
   const items = [{ at: view.ticket.created_at, kind: "created", text: `Created; routed to ${view.decision.queue} (${party(view.decision.party)})` }];
+  let status = "new";
   for (const e of view.events) {
-    const detail = e.detail ? ` ${JSON.stringify(e.detail)}` : "";
-    items.push({ at: e.at, kind: e.type, text: `${words(e.type)} by ${e.by}${detail}` });
+    // Handoffs are listed from the ticket's own record of them, below.
+    if (e.type === "assigned") continue;
+    items.push({ at: e.at, ...eventItem(e, paused, status) });
+    if (e.type === "status") status = e.detail?.status;
   }
   for (const hand of view.handoffs) {
     items.push({
       at: hand.at,
       kind: "handoff",
-      text: `Handed off from ${party(hand.from.party)} / ${hand.from.queue} to ${party(hand.to.party)} / ${hand.to.queue} by ${hand.by}`,
+      text: `Handed off from ${party(hand.from.party)} / ${hand.from.queue} to ${party(hand.to.party)} / ${hand.to.queue} (by ${hand.by})`,
     });
   }
   for (const clock of view.sla) {
@@ -39,7 +70,7 @@ export function timeline(view) {
 export async function render(ctx, root) {
   const id = ctx.params[0];
   append(root, h("p", {}, h("a", { href: "#/board" }, "← SLA board")));
-  const view = await ctx.api("GET", `/tickets/${encodeURIComponent(id)}`);
+  const [view, settings] = await Promise.all([ctx.api("GET", `/tickets/${encodeURIComponent(id)}`), ctx.api("GET", "/settings")]);
   const t = view.ticket;
   const d = view.decision;
   const rule = view.rule;
@@ -106,7 +137,7 @@ export async function render(ctx, root) {
       h(
         "ol",
         { class: "timeline" },
-        timeline(view).map((item) =>
+        timeline(view, settings.paused_statuses).map((item) =>
           h("li", { class: `event ${item.kind}` }, h("time", { datetime: item.at }, when(item.at)), h("span", { class: "kind" }, words(item.kind)), h("span", { class: "what" }, item.text)),
         ),
       ),
