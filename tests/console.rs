@@ -218,27 +218,15 @@ async fn violations(browser: &Browser) -> Value {
     browser.js("return window.violations;", vec![]).await
 }
 
-/// The rows of the rule table, as text.
-async fn rule_rows(browser: &Browser) -> Vec<String> {
-    browser.texts("main table tbody tr").await
-}
-
+/// Waits until the rule table's row of `version` shows `status`.
 async fn wait_rule(browser: &Browser, version: &str, status: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let rows = rule_rows(browser).await;
-        if rows
-            .iter()
-            .any(|r| r.starts_with(version) && r.contains(status))
-        {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{version} never showed {status:?}: {rows:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let what = format!("{version} {status}");
+    browser
+        .wait_texts("main table tbody tr", &what, |rows| {
+            rows.iter()
+                .any(|r| r.starts_with(version) && r.contains(status))
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,15 +305,11 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
             vec![],
         )
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let rows = browser.texts("main tbody tr").await;
-        if rows.len() == 1 && rows[0].contains("ERP-7") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "filter: {rows:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    browser
+        .wait_texts("main tbody tr", "only internal IT's ticket", |rows| {
+            rows.len() == 1 && rows[0].contains("ERP-7")
+        })
+        .await;
 
     // At a phone's width nothing runs off the side of the page.
     browser.client.set_window_size(390, 844).await.unwrap();
@@ -479,7 +463,10 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
         "the VIP rule routes differently"
     );
     browser
-        .js("document.querySelector('main .replay').scrollIntoView();", vec![])
+        .js(
+            "document.querySelector('main .replay').scrollIntoView();",
+            vec![],
+        )
         .await;
     browser.screenshot(&shots, "replay").await;
 
@@ -535,18 +522,11 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
     browser.wait_text("main tbody", "rule.activate").await;
     browser.fill("Action starts with", "rule.approve").await;
     browser.click_button("Apply").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let rows = loop {
-        let rows = browser.texts("main tbody tr").await;
-        if !rows.is_empty() && rows.iter().all(|r| r.contains("rule.approve")) {
-            break rows;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "audit filter: {rows:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let rows = browser
+        .wait_texts("main tbody tr", "only approvals", |rows| {
+            !rows.is_empty() && rows.iter().all(|r| r.contains("rule.approve"))
+        })
+        .await;
     assert_eq!(rows.len(), 2, "v1's and v2's approvals: {rows:?}");
     assert!(
         rows[0].contains(&team.admin2.id) && rows[0].contains("rules/2"),

@@ -106,3 +106,22 @@ export function json(value) {
 export function append(el, ...children) {
   return fill(el, {}, children);
 }
+
+/**
+ * A button that runs `run` (once `ask`, if given, is confirmed), says how it went with
+ * `say(kind, text)` — `done` on success, the API's error in plain words otherwise — and then
+ * calls `after` (a reload of the page's data).
+ */
+export function action(label, { run, done, say, after, ask, danger, disabled, title }) {
+  const click = async () => {
+    if (ask && !confirm(ask)) return;
+    try {
+      await run();
+      say("ok", done);
+    } catch (e) {
+      say("error", e.plain || String(e));
+    }
+    if (after) await after();
+  };
+  return h("button", { type: "button", class: danger ? "danger" : null, disabled, title, on: { click } }, label);
+}

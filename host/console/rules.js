@@ -119,7 +119,7 @@ function row(ctx, r, active, act, names) {
   }
   return [
     h("td", {}, `v${v}`),
-    h("td", {}, h("span", { class: `badge ${status}` }, words(status)), r.error ? h("div", { class: "rule-error" }, `${r.error.kind || "failed"}: ${r.error.message || JSON.stringify(r.error)}`) : null),
+    h("td", {}, h("span", { class: `badge ${status}` }, words(status)), r.error ? h("div", { class: "rule-error" }, `${r.error.code}: ${r.error.message}`) : null),
     h("td", {}, person(ctx, names, r.uploaded_by), ` · ${when(r.uploaded_at)}`),
     h("td", {}, r.approved_by ? [person(ctx, names, r.approved_by), ` · ${when(r.approved_at)}`] : "—"),
     h("td", {}, h("code", { title: r.sha256 }, short(r.sha256)), ` ${(r.size / 1024).toFixed(0)} KiB · ${r.toolchain?.language || r.toolchain || ""}`),
@@ -201,10 +201,12 @@ function result(r) {
     "div",
     { class: "result" },
     h("h3", {}, `Ticket ${r.ticket ?? ""}`),
-    r.error ? notice("error", `${r.error.kind || "error"}: ${r.error.message || JSON.stringify(r.error)}`) : null,
+    r.error ? notice("error", `${r.error.kind}: ${r.error.message}`) : null,
     r.decision ? h("p", { class: "reason" }, `→ ${r.decision.queue} (${r.decision.party}), ${r.decision.priority}: ${r.decision.reason}`) : null,
     h("p", {}, `Fuel ${Number(r.fuel || 0).toLocaleString()}`),
-    r.log && r.log.length ? h("pre", { class: "log" }, Array.isArray(r.log) ? r.log.join("\n") : String(r.log)) : null,
+    r.omitted ? notice("note", `${r.omitted} (outcome: ${r.outcome}).`) : null,
+    r.log && r.log.length ? h("pre", { class: "log" }, r.log.map((line) => `${line.level}: ${line.message}`).join("\n")) : null,
+    r.log_omitted ? h("p", { class: "hint" }, `${r.log_omitted} log lines left out: the answer reached its size limit.`) : null,
     r.decision ? h("details", {}, h("summary", {}, "Decision"), json(r.decision)) : null,
   );
 }

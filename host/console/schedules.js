@@ -1,6 +1,6 @@
 // Cron schedules: what fires when, in which time zone, and when it last fired.
 
-import { field, h, notice, replace, select, table } from "./dom.js";
+import { action, field, h, notice, replace, select, table } from "./dom.js";
 import { when } from "./format.js";
 
 const SCHEDULE = "/v1/tenants/{tenant}/schedules/{id}";
@@ -23,26 +23,14 @@ export async function render(ctx, root) {
       sc.next_local || when(sc.next),
       when(sc.last_fired_at),
       mayDelete
-        ? h(
-            "button",
-            {
-              type: "button",
-              class: "danger",
-              on: {
-                click: async () => {
-                  if (!confirm(`Delete schedule ${sc.id}?`)) return;
-                  try {
-                    await ctx.api("DELETE", `/schedules/${encodeURIComponent(sc.id)}`);
-                    say("ok", `Schedule ${sc.id} deleted.`);
-                  } catch (e) {
-                    say("error", e.plain || String(e));
-                  }
-                  await load();
-                },
-              },
-            },
-            "Delete",
-          )
+        ? action("Delete", {
+            ask: `Delete schedule ${sc.id}?`,
+            run: () => ctx.api("DELETE", `/schedules/${encodeURIComponent(sc.id)}`),
+            done: `Schedule ${sc.id} deleted.`,
+            danger: true,
+            say,
+            after: load,
+          })
         : "—",
     ]);
     replace(list, table("Schedules", ["Id", "Cron", "Time zone", "Event", "Enabled", "Next", "Last fired", ""], rows, "No schedule yet."), editor(ctx, say, load));

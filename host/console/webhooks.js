@@ -1,7 +1,7 @@
 // Webhook endpoints and their deliveries: each attempt's status, the next retry, and a
 // manual retry for a delivery that failed or went dead.
 
-import { field, h, notice, replace, table } from "./dom.js";
+import { action, field, h, notice, replace, table } from "./dom.js";
 import { when, words } from "./format.js";
 
 const EVENTS = ["sla.escalation", "sla.breached", "rule.failed", "schedule.fired"];
@@ -36,24 +36,12 @@ async function endpoint(ctx, hook, say, reload) {
       when(d.next_attempt_at),
       when(d.created_at),
       mayRetry && d.state !== "delivered"
-        ? h(
-            "button",
-            {
-              type: "button",
-              on: {
-                click: async () => {
-                  try {
-                    await ctx.api("POST", `/webhooks/${encodeURIComponent(hook.id)}/deliveries/${encodeURIComponent(d.id)}/retry`);
-                    say("ok", `Delivery ${d.id} is being retried now.`);
-                  } catch (e) {
-                    say("error", e.plain || String(e));
-                  }
-                  await reload();
-                },
-              },
-            },
-            "Retry now",
-          )
+        ? action("Retry now", {
+            run: () => ctx.api("POST", `/webhooks/${encodeURIComponent(hook.id)}/deliveries/${encodeURIComponent(d.id)}/retry`),
+            done: `Delivery ${d.id} is being retried now.`,
+            say,
+            after: reload,
+          })
         : "—",
     ];
   });
@@ -63,26 +51,14 @@ async function endpoint(ctx, hook, say, reload) {
     h("h2", {}, hook.id),
     h("p", {}, h("code", {}, hook.url), ` · ${hook.events.join(", ")} · since ${when(hook.created_at)}`),
     ctx.can("delete", HOOK)
-      ? h(
-          "button",
-          {
-            type: "button",
-            class: "danger",
-            on: {
-              click: async () => {
-                if (!confirm(`Delete endpoint ${hook.id}? Its pending deliveries stop.`)) return;
-                try {
-                  await ctx.api("DELETE", `/webhooks/${encodeURIComponent(hook.id)}`);
-                  say("ok", `Endpoint ${hook.id} deleted.`);
-                } catch (e) {
-                  say("error", e.plain || String(e));
-                }
-                await reload();
-              },
-            },
-          },
-          "Delete endpoint",
-        )
+      ? action("Delete endpoint", {
+          ask: `Delete endpoint ${hook.id}? Its pending deliveries stop.`,
+          run: () => ctx.api("DELETE", `/webhooks/${encodeURIComponent(hook.id)}`),
+          done: `Endpoint ${hook.id} deleted.`,
+          danger: true,
+          say,
+          after: reload,
+        })
       : null,
     table(`Deliveries to ${hook.id}, newest first`, ["Message id", "Event", "State", "Attempts · last", "Next retry", "Created", ""], rows, "No delivery yet."),
   );

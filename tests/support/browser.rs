@@ -115,22 +115,36 @@ impl Browser {
         serde_json::from_value(found).expect("strings")
     }
 
-    /// Waits (up to 30 s) until an element matching `css` has text containing `want`, and
-    /// returns that text.
-    pub async fn wait_text(&self, css: &str, want: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Waits (up to 60 s) until the texts of the elements matching `css` satisfy `ready`,
+    /// and returns them; `what` says what was awaited when they never do.
+    pub async fn wait_texts(
+        &self,
+        css: &str,
+        what: &str,
+        ready: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let texts = self.texts(css).await;
-            if let Some(t) = texts.iter().find(|t| t.contains(want)) {
-                return t.clone();
+            if ready(&texts) {
+                return texts;
             }
             assert!(
                 Instant::now() < deadline,
-                "no {css:?} with {want:?} after 30 s; there are {texts:?}; the page says {:?}",
+                "{what}: {css:?} never got there; there are {texts:?}; the page says {:?}",
                 self.texts("main").await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until an element matching `css` has text containing `want`, and returns that
+    /// text.
+    pub async fn wait_text(&self, css: &str, want: &str) -> String {
+        let texts = self
+            .wait_texts(css, want, |texts| texts.iter().any(|t| t.contains(want)))
+            .await;
+        texts.into_iter().find(|t| t.contains(want)).expect("found")
     }
 
     /// Clicks the button whose text is exactly `label`.
