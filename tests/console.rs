@@ -203,6 +203,18 @@ async fn assert_clean(browser: &Browser) {
     assert_eq!(unlabelled, json!([]), "every control has a label");
 }
 
+/// The hostile ticket text made no element and ran nothing.
+async fn assert_inert(browser: &Browser) {
+    let parsed = browser
+        .js(
+            "return [document.querySelectorAll('main img, main script, main b').length, \
+             document.body.dataset.pwned || null];",
+            vec![],
+        )
+        .await;
+    assert_eq!(parsed, json!([0, null]), "ticket text was parsed as HTML");
+}
+
 /// Records every Content-Security-Policy violation of the page from now on.
 async fn watch_policy(browser: &Browser) {
     browser
@@ -278,14 +290,7 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
         subjects.iter().any(|s| s == HOSTILE_SUBJECT),
         "{subjects:?}"
     );
-    let parsed = browser
-        .js(
-            "return [document.querySelectorAll('main img, main script, main b').length, \
-             document.body.dataset.pwned || null];",
-            vec![],
-        )
-        .await;
-    assert_eq!(parsed, json!([0, null]), "ticket text was parsed as HTML");
+    assert_inert(&browser).await;
 
     // The key lives in this tab's sessionStorage, never in the URL.
     let url = browser.client.current_url().await.unwrap();
@@ -366,14 +371,7 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
     go(&browser, "#/tickets/XSS-1", HOSTILE_SUBJECT).await;
     let description = browser.texts("main .description .text").await;
     assert_eq!(description, vec![HOSTILE_DESCRIPTION.to_owned()]);
-    let parsed = browser
-        .js(
-            "return [document.querySelectorAll('main img, main script, main b').length, \
-             document.body.dataset.pwned || null];",
-            vec![],
-        )
-        .await;
-    assert_eq!(parsed, json!([0, null]));
+    assert_inert(&browser).await;
     browser
         .wait_text(
             "ol.timeline li",
