@@ -8,6 +8,7 @@
 
 pub mod access;
 mod admin;
+mod backup;
 pub mod console;
 pub mod extract;
 pub mod openapi;
@@ -48,6 +49,7 @@ pub type AppState = Arc<Service>;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(admin::create_tenant))
+        .routes(routes!(backup::backup))
         .routes(routes!(admin::create_key, admin::list_keys))
         .routes(routes!(admin::revoke_key))
         .routes(routes!(admin::me))

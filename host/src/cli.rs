@@ -15,6 +15,7 @@ use switchboard_rules::{Calendar, CalendarSet, CalendarSpec, TicketEvent, Ticket
 use crate::limits::{Limits, RuleLimits, Toolchain};
 use crate::runtime::{EvalContext, Runtime, RuntimeConfig};
 
+mod backup;
 mod replay;
 
 /// Switchboard: SLA and routing engine for co-managed IT.
@@ -61,6 +62,32 @@ pub enum Command {
     /// Work with rule modules locally.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Save a consistent copy of a running server's store, taken online
+    /// (`GET /v1/backup`, with the platform admin token).
+    Backup {
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+        /// The server's address.
+        #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Platform admin token.
+        #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
+    /// Put a backup in place of a data directory's store. The server on that directory must
+    /// be stopped; the store it had is kept beside it.
+    Restore {
+        /// The backup file (from `switchboard backup`).
+        file: PathBuf,
+        /// Data directory to restore into.
+        #[arg(
+            long,
+            env = "SWITCHBOARD_DATA_DIR",
+            default_value = "./switchboard-data"
+        )]
+        data_dir: PathBuf,
+    },
 }
 
 /// `switchboard rules …`
@@ -300,6 +327,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--limit-caps: {e}"))?,
             tenant_evaluations,
         })?,
+        Command::Backup {
+            to,
+            url,
+            admin_token,
+        } => backup::backup(&url, &admin_token, &to, out)?,
+        Command::Restore { file, data_dir } => backup::restore(&file, &data_dir, out)?,
         Command::Rules(RulesCommand::New {
             name,
             lang,

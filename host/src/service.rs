@@ -4,7 +4,7 @@
 //! Nothing here decides anything; the domain modules below it do.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::endpoints::Endpoints;
@@ -19,6 +19,9 @@ use crate::tenants::{Tenants, ViewError};
 use crate::tickets::Tickets;
 use crate::timers::Scheduler;
 use crate::webhooks::{DeliveryConfig, Dispatcher};
+
+/// The store's file in the data directory.
+pub const STORE_FILE: &str = "switchboard.redb";
 
 /// The running service's parts.
 pub struct Service {
@@ -44,6 +47,8 @@ pub struct Service {
     pub schedules: Arc<Runner>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The data directory (the store file, the compiled-rule cache, backups being written).
+    pub data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Service {
@@ -113,7 +118,7 @@ impl Service {
             tenant_evaluations,
         } = options;
         std::fs::create_dir_all(data_dir)?;
-        let store = Store::open(&data_dir.join("switchboard.redb"))?;
+        let store = Store::open(&data_dir.join(STORE_FILE))?;
         let mut runtime_config = RuntimeConfig {
             cache_dir: Some(data_dir.join("artifacts")),
             compiler,
@@ -175,6 +180,7 @@ impl Service {
             timers,
             schedules: Arc::default(),
             metrics,
+            data_dir: data_dir.to_owned(),
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod aggregates;
 pub mod backfill;
+pub mod backup;
 pub mod records;
 
 use std::path::Path;

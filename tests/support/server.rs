@@ -152,6 +152,18 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client of the server at `base` (e.g. a `switchboard serve` process).
+    pub fn at(base: &str) -> Api {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client");
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+        }
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub fn base(&self) -> &str {
         &self.base
