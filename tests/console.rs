@@ -580,6 +580,33 @@ async fn a_desk_is_run_from_the_console_in_a_real_browser() {
     assert_eq!(violations(&browser).await, json!([]));
     sign_out(&browser).await;
 
+    // A viewer reads every page it may, and is offered nothing that changes anything.
+    sign_in(&browser, &base, "acme", &team.viewer.key).await;
+    let nav = browser.texts("#nav a").await;
+    assert_eq!(
+        nav,
+        ["SLA board", "Rules", "Webhooks", "Schedules", "Reports"],
+        "no audit log for a viewer"
+    );
+    for (hash, heading, row) in [
+        ("#/rules", "Rules", "v2"),
+        ("#/webhooks", "Webhooks", "sla.breached"),
+        ("#/schedules", "Schedules", "weekday-digest"),
+    ] {
+        go(&browser, hash, heading).await;
+        browser.wait_text("main tbody", row).await;
+        let controls = browser
+            .js(
+                "return [...document.querySelectorAll('main button, main input, main textarea, main form')] \
+                 .map(e => e.tagName + ':' + (e.textContent || e.name));",
+                vec![],
+            )
+            .await;
+        assert_eq!(controls, json!([]), "{hash} offers a viewer {controls}");
+        assert_clean(&browser).await;
+    }
+    sign_out(&browser).await;
+
     // Four-eyes, as the page shows it: the admin who uploaded v3 may not approve it.
     let v3 = server
         .upload(team.id(), team.admin(), guest("after-hours"))
