@@ -166,6 +166,7 @@ pub fn created(json: serde_json::Value) -> TicketEvent {
 
 pub mod browser;
 pub mod older;
+pub mod postgres;
 pub mod process;
 pub mod receiver;
 pub mod routes;
