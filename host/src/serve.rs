@@ -120,9 +120,11 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || Service::open_with(&data_dir, &token, options))
                 .await??;
         let listener = TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %address,
             data_dir = %config.data_dir.display(),
+            console = %format!("http://{address}/"),
             "switchboard serving"
         );
         run(Arc::new(service), listener, shutdown_signal()).await?;
