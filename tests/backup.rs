@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_tests::process::Node;
 use switchboard_tests::server::{ADMIN_TOKEN, Api, Team};
 use switchboard_tests::{guest, switchboard_binary};
@@ -38,20 +38,7 @@ async fn post_tickets(api: &Api, team: &Team, prefix: &str, n: usize) {
 
 /// The ids of every stored ticket (from the export, which every stored ticket is in).
 async fn stored_ids(api: &Api, team: &Team) -> Vec<String> {
-    let export = api
-        .get(&team.path("/tickets/export"), &team.operator.key)
-        .await;
-    assert_eq!(export.status, 200, "{}", export.text);
-    let mut ids: Vec<String> = export
-        .text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let mut ids = api.exported_ids(team).await;
     ids.sort();
     ids
 }

@@ -1,7 +1,7 @@
 //! The approval gate (`require_replay`) and history stored by an older build: indexed at
 //! start, its tickets without routing inputs skipped.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_tests::guest;
 use switchboard_tests::server::TestServer;
 
@@ -93,19 +93,7 @@ async fn tickets_stored_before_the_index_are_indexed_at_open_and_old_ones_skippe
     });
 
     let server = TestServer::start(dir.path()).await;
-    let export = server
-        .get(&team.path("/tickets/export"), &team.operator.key)
-        .await;
-    let ids: Vec<String> = export
-        .text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let ids = server.exported_ids(&team).await;
     assert_eq!(
         ids,
         ["OLD-1", "OLD-2"],

@@ -316,6 +316,25 @@ impl Api {
         }
     }
 
+    /// The ids of `team`'s NDJSON export (every stored ticket with its routing inputs),
+    /// oldest first, read with its operator key.
+    pub async fn exported_ids(&self, team: &Team) -> Vec<String> {
+        let export = self
+            .get(&team.path("/tickets/export"), &team.operator.key)
+            .await;
+        assert_eq!(export.status, 200, "{}", export.text);
+        export
+            .text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("an NDJSON line")["id"]
+                    .as_str()
+                    .expect("an id")
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Creates a tenant with the platform admin token.
     pub async fn create_tenant(&self, id: &str) -> Tenant {
         let reply = self
