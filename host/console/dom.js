@@ -107,6 +107,17 @@ export function append(el, ...children) {
   return fill(el, {}, children);
 }
 
+/** Runs `run`, says how it went with `say(kind, text)`, then calls `after` if given. */
+export async function attempt({ run, done, say, after }) {
+  try {
+    await run();
+    say("ok", done);
+  } catch (e) {
+    say("error", e.plain || String(e));
+  }
+  if (after) await after();
+}
+
 /**
  * A button that runs `run` (once `ask`, if given, is confirmed), says how it went with
  * `say(kind, text)` — `done` on success, the API's error in plain words otherwise — and then
@@ -115,13 +126,7 @@ export function append(el, ...children) {
 export function action(label, { run, done, say, after, ask, danger, disabled, title }) {
   const click = async () => {
     if (ask && !confirm(ask)) return;
-    try {
-      await run();
-      say("ok", done);
-    } catch (e) {
-      say("error", e.plain || String(e));
-    }
-    if (after) await after();
+    await attempt({ run, done, say, after });
   };
   return h("button", { type: "button", class: danger ? "danger" : null, disabled, title, on: { click } }, label);
 }

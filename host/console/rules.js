@@ -3,7 +3,7 @@
 // and roll-back steps, shown only to a role that may take them. Under four-eyes the page
 // says which step waits for whom; the API decides.
 
-import { field, h, json, notice, replace, select, table } from "./dom.js";
+import { attempt, field, h, json, notice, replace, select, table } from "./dom.js";
 import { short, when, words } from "./format.js";
 
 const SAMPLE = JSON.stringify(
@@ -32,15 +32,7 @@ export async function render(ctx, root) {
   root.append(h("h1", { id: "page-title" }, "Rules"), guidance(ctx), status, list, tools);
 
   const say = (kind, text) => replace(status, notice(kind, text));
-  const act = async (label, fn) => {
-    try {
-      await fn();
-      say("ok", label);
-    } catch (e) {
-      say("error", e.plain || String(e));
-    }
-    await load();
-  };
+  const act = (done, run) => attempt({ run, done, say, after: load });
 
   let poll = null;
   async function load() {

@@ -348,10 +348,9 @@ pub(crate) async fn me(access: Authorized) -> Result<Response, ApiError> {
             &"a tenant route authorized without a key",
         ));
     };
-    let role = key
-        .grants
-        .get(access.id())
-        .copied()
+    let role = access
+        .principal
+        .role_on(access.id())
         .ok_or_else(|| ApiError::internal(&"a tenant route authorized without a grant"))?;
     let record = &access.tenant.record;
     Ok(ok(Me {

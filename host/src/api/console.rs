@@ -148,7 +148,10 @@ mod tests {
     #[test]
     fn no_console_file_holds_inline_script_or_a_third_party_origin() {
         for a in ASSETS {
-            let text = std::str::from_utf8(a.body).unwrap();
+            // The SVG namespace is an identifier, not an origin anything is fetched from.
+            let text = std::str::from_utf8(a.body)
+                .unwrap()
+                .replace("http://www.w3.org/2000/svg", "");
             for banned in [
                 "innerHTML",
                 "outerHTML",
@@ -159,8 +162,6 @@ mod tests {
                 "http://",
                 "https://",
             ] {
-                // The SVG namespace is an identifier, not an origin anything is fetched from.
-                let text = text.replace("http://www.w3.org/2000/svg", "");
                 assert!(!text.contains(banned), "{} holds {banned:?}", a.name);
             }
             if a.name == "index.html" {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::service::STORE_FILE;
-use crate::store::backup::{NotRestorable, inspect};
+use crate::store::backup::{NotRestorable, inspect, open_alone};
 
 fn partial(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -29,21 +29,17 @@ pub(super) fn backup(url: &str, token: &str, to: &Path, out: &mut dyn Write) -> 
         .enable_all()
         .build()?;
     let started = std::time::Instant::now();
-    let saved = runtime.block_on(download(url, token, &temp));
-    let bytes = match saved {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
-    };
-    let contents = match inspect(&temp) {
-        Ok(contents) => contents,
-        Err(e) => {
-            let _ = std::fs::remove_file(&temp);
-            bail!("the server's answer is not a whole store: {e}");
-        }
-    };
+    let saved = runtime
+        .block_on(download(url, token, &temp))
+        .and_then(|bytes| {
+            let contents = inspect(&temp)
+                .map_err(|e| anyhow::anyhow!("the server's answer is not a whole store: {e}"))?;
+            Ok((bytes, contents))
+        });
+    // Nothing named as a backup, and nothing half-written, is left of a failed one.
+    let (bytes, contents) = saved.inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })?;
     std::fs::rename(&temp, to).with_context(|| format!("name the backup {}", to.display()))?;
     writeln!(
         out,
@@ -87,7 +83,8 @@ pub(super) fn restore(file: &Path, data_dir: &Path, out: &mut dyn Write) -> anyh
     let store = data_dir.join(STORE_FILE);
     let mut kept = None;
     if store.exists() {
-        if let Err(NotRestorable::InUse(_)) = inspect(&store) {
+        // Only whether a server holds it: the store being replaced is not checked.
+        if let Err(NotRestorable::InUse(_)) = open_alone(&store) {
             bail!(
                 "a server is running on {}: stop it, then restore",
                 data_dir.display()

@@ -109,6 +109,19 @@ pub enum NotRestorable {
     Foreign(String),
 }
 
+/// Opens the store file at `path` on its own: refused when another process holds it.
+pub fn open_alone(path: &Path) -> Result<Database, NotRestorable> {
+    let name = path.display().to_string();
+    match Database::open(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(NotRestorable::InUse(name)),
+        Err(e) => Err(NotRestorable::Unreadable {
+            path: name,
+            why: e.to_string(),
+        }),
+    }
+}
+
 /// Opens the store file at `path` on its own (no server may hold it), checks its integrity
 /// and that it is a Switchboard store, and counts what it holds.
 pub fn inspect(path: &Path) -> Result<Contents, NotRestorable> {
@@ -117,11 +130,7 @@ pub fn inspect(path: &Path) -> Result<Contents, NotRestorable> {
         path: name.clone(),
         why,
     };
-    let mut db = match Database::open(path) {
-        Ok(db) => db,
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(NotRestorable::InUse(name)),
-        Err(e) => return Err(unreadable(e.to_string())),
-    };
+    let mut db = open_alone(path)?;
     match db.check_integrity() {
         Ok(true) => {}
         Ok(false) => return Err(unreadable("redb repaired it on open".into())),

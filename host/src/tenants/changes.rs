@@ -301,14 +301,8 @@ impl Tenants {
         .await
     }
 
-    /// Tenant `t`'s audit log, oldest first.
-    pub fn audit_log(&self, t: &str) -> Result<Vec<AuditEntry>> {
-        let txn = self.store.read()?;
-        Ok(store::scan(&txn, store::AUDIT, t)?)
-    }
-
-    /// One page of tenant `t`'s audit log: at most `limit` entries matching `filter`, in
-    /// `filter.order`, strictly past sequence number `after` in that order; with the
+    /// One page of tenant `t`'s audit log: at most `limit` entries matching `filter`, in the
+    /// filter's order, strictly past sequence number `after` in that order; with the
     /// sequence number to go on from when more may follow.
     pub fn audit_page(
         &self,
