@@ -12,6 +12,10 @@ use switchboard_tests::guest;
 use switchboard_tests::server::TestServer;
 use switchboard_tests::wat::{nested_instantiation, slow_to_compile, wat_rule};
 
+/// These tests spin the CPU (a spinning rule, compile bombs, log floods) or time a tenant
+/// against such a spin: one runs at a time, so that none is timed while another spins.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How many of the spinning tenant's tickets are in flight at once: more than the runtime's
 /// 256 evaluation slots, so without a per-tenant share the spinner would hold them all and the
 /// quiet tenant would wait a whole wall clock (1 s) for one.
@@ -22,6 +26,7 @@ const SHARE: u32 = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_spinning_tenant_costs_only_its_own_tickets() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let options = ServiceOptions {
         tenant_evaluations: Some(SHARE),
@@ -125,6 +130,7 @@ async fn a_spinning_tenant_costs_only_its_own_tickets() {
 
 #[tokio::test]
 async fn compile_bombs_are_refused_at_upload_and_nothing_is_kept() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let api = server.api();
@@ -153,6 +159,7 @@ async fn compile_bombs_are_refused_at_upload_and_nothing_is_kept() {
 
 #[tokio::test]
 async fn the_platform_caps_what_a_tenant_admin_may_raise() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let options = ServiceOptions {
         limit_caps: Limits::parse_caps("wall_clock_ms=1000").unwrap(),
@@ -187,6 +194,7 @@ async fn the_platform_caps_what_a_tenant_admin_may_raise() {
 
 #[tokio::test]
 async fn a_dry_run_answer_has_a_size_bound() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let api = server.api();
