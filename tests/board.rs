@@ -189,7 +189,7 @@ async fn tickets_stored_before_the_index_are_on_the_board_after_a_restart() {
     use switchboard_host::store::OPEN_CLOCKS;
     use switchboard_tests::older::as_an_older_build;
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::start_embedded(dir.path()).await;
     let team = seeded(&server, "old").await;
     let before = ids(&board(&server, &team, "").await);
     server.stop().await;
@@ -197,7 +197,7 @@ async fn tickets_stored_before_the_index_are_on_the_board_after_a_restart() {
     as_an_older_build(dir.path(), OPEN_CLOCKS, |_, record| {
         record.as_object_mut().unwrap().remove("board");
     });
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::start_embedded(dir.path()).await;
     assert_eq!(ids(&board(&server, &team, "").await), before);
     // And the rows are kept from then on: resolving a ticket takes it off.
     close(&server, &team, "DESK-1").await;
@@ -210,6 +210,9 @@ async fn tickets_stored_before_the_index_are_on_the_board_after_a_restart() {
 #[tokio::test]
 async fn handoffs_are_kept_and_each_party_s_time_and_the_breach_are_attributed() {
     let dir = tempfile::tempdir().unwrap();
+    // Every instant from one reading of the clock, so the held times are exact.
+    let base = Timestamp::now();
+    let at = |minutes: i64| (base - SignedDuration::from_mins(minutes)).to_string();
     let server = TestServer::start(dir.path()).await;
     let team = server.create_team("hand").await;
     let intake = team.intake.key.clone();
@@ -220,15 +223,15 @@ async fn handoffs_are_kept_and_each_party_s_time_and_the_breach_are_attributed()
     // No rule: the built-in fallback gives the MSP's triage queue; p4 (480 min first response).
     post(
         team.path("/tickets"),
-        json!({"id": "H-1", "created_at": ago(60)}),
+        json!({"id": "H-1", "created_at": at(60)}),
     )
     .await
     .expect(201);
     let events = team.path("/tickets/H-1/events");
     let to_internal =
-        json!({"type": "assigned", "party": "internal", "queue": "erp-team", "at": ago(40)});
+        json!({"type": "assigned", "party": "internal", "queue": "erp-team", "at": at(40)});
     post(events.clone(), to_internal).await.expect(200);
-    let to_vendor = json!({"type": "assigned", "party": "vendor", "at": ago(10)});
+    let to_vendor = json!({"type": "assigned", "party": "vendor", "at": at(10)});
     let after = post(events.clone(), to_vendor).await;
     let after = after.expect(200).clone();
     let handoffs = after["handoffs"].as_array().unwrap();
@@ -270,7 +273,7 @@ async fn handoffs_are_kept_and_each_party_s_time_and_the_breach_are_attributed()
     assert!(fr.get("breached_with").is_none());
     assert_eq!(ids(&board(&server, &team, "party=vendor").await), ["H-1"]);
     // Out of order, and bad input.
-    let early = json!({"type": "assigned", "party": "msp", "at": ago(30)});
+    let early = json!({"type": "assigned", "party": "msp", "at": at(30)});
     post(events.clone(), early)
         .await
         .expect_error(409, "out_of_order");
@@ -287,11 +290,11 @@ async fn handoffs_are_kept_and_each_party_s_time_and_the_breach_are_attributed()
     // A p1 ticket handed to internal IT a minute in breaches its 15 minutes there.
     post(
         team.path("/tickets"),
-        json!({"id": "B-1", "impact": 1, "urgency": 1, "created_at": ago(120)}),
+        json!({"id": "B-1", "impact": 1, "urgency": 1, "created_at": at(120)}),
     )
     .await
     .expect(201);
-    let handed = json!({"type": "assigned", "party": "internal", "at": ago(119)});
+    let handed = json!({"type": "assigned", "party": "internal", "at": at(119)});
     let b = post(team.path("/tickets/B-1/events"), handed).await;
     let fr = b.expect(200)["sla"]
         .as_array()

@@ -291,7 +291,7 @@ async fn tickets_stored_before_reports_are_counted_after_a_restart() {
     use switchboard_host::store::aggregates::{REPORT_COUNTS, REPORT_DURATIONS};
     use switchboard_tests::older::as_an_older_build;
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::start_embedded(dir.path()).await;
     let team = server.create_team("olderrep").await;
     history(&server, &team).await;
     let query = format!("from={}&to={}&group_by=party,queue,metric", day(-3), day(3));
@@ -302,7 +302,7 @@ async fn tickets_stored_before_reports_are_counted_after_a_restart() {
             record.as_object_mut().unwrap().remove("report");
         });
     }
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::start_embedded(dir.path()).await;
     let after = report(&server, &team, &query).await;
     assert_eq!(after.expect(200)["rows"], before["rows"]);
     assert!(!before["rows"].as_array().unwrap().is_empty());

@@ -143,9 +143,11 @@ async fn main() {
         "creating {timers} tickets took {creation:?}, past the first due instant: raise SB_LEAD_SECS"
     );
     let (rows, stored, metadata, fragmented) = {
-        let txn = server.service().store.read().expect("read");
+        let service = server.service();
+        let db = service.store.embedded().expect("a redb store");
+        let txn = redb::ReadableDatabase::begin_read(&**db).expect("read");
         let table = txn
-            .open_table(switchboard_host::store::TIMERS)
+            .open_table(switchboard_host::store::TIMERS.redb())
             .expect("timers");
         let stats = table.stats().expect("stats");
         (

@@ -8,7 +8,21 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
+
+/// On a database other nodes share, the longest a loop sleeps: what another node committed
+/// (a timer, a schedule, a dead node's work) is looked at within this, since no notification
+/// is relied on.
+pub const SHARED_POLL: Duration = Duration::from_secs(1);
+
+/// `wait`, bounded by [`SHARED_POLL`] when `store` is shared.
+pub fn bounded(wait: Duration, store: &Store) -> Duration {
+    if store.is_shared() {
+        wait.min(SHARED_POLL)
+    } else {
+        wait
+    }
+}
 
 /// A background loop's sleep: until `wait` has passed, `wake` is notified (a permit stored
 /// while the loop was busy counts) or `stop` changes.

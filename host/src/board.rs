@@ -11,11 +11,9 @@
 //! right as time passes; they move only when the ticket, its calendars or the at-risk
 //! percentage change, and each of those rewrites the row.
 
-use std::ops::Bound;
-
+use crate::store::{Order, Span, Write};
 use base64::Engine as _;
 use jiff::Timestamp;
-use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use switchboard_rules::{CalendarSet, ClockState, Metric, Party, Priority};
 
@@ -166,18 +164,17 @@ pub fn planned(
 
 /// Replaces the ticket's row `old` with `new` inside `txn`.
 pub fn replace_in(
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     old: Option<&str>,
     new: Option<&(String, Vec<u8>)>,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(store::OPEN_CLOCKS)?;
     if let Some(old) = old
         && new.is_none_or(|(k, _)| k != old)
     {
-        table.remove(old)?;
+        txn.delete(store::OPEN_CLOCKS, old)?;
     }
     if let Some((key, bytes)) = new {
-        table.insert(key.as_str(), bytes.as_slice())?;
+        txn.put_bytes(store::OPEN_CLOCKS, key, bytes)?;
     }
     Ok(())
 }
@@ -257,20 +254,11 @@ pub fn page(
     loop {
         let rows: Vec<(String, OpenEntry)> = {
             let txn = store.read()?;
-            let table = txn.open_table(store::OPEN_CLOCKS)?;
-            let from = match &after {
-                Some(k) => Bound::Excluded(k.as_str()),
-                None => Bound::Included(first.as_str()),
+            let span = match &after {
+                Some(k) => Span::after(k, Some(&end)),
+                None => Span::between(&first, &end),
             };
-            let mut rows = Vec::new();
-            for entry in table
-                .range::<&str>((from, Bound::Excluded(end.as_str())))?
-                .take(PAGE_BATCH)
-            {
-                let (k, v) = entry?;
-                rows.push((k.value().to_owned(), store::decode(k.value(), v.value())?));
-            }
-            rows
+            store::decoded(&txn, store::OPEN_CLOCKS, span, Order::Ascending, PAGE_BATCH)?
         };
         let full = rows.len() == PAGE_BATCH;
         for (key, entry) in rows {
@@ -337,7 +325,6 @@ mod tests {
 
     use super::*;
     use crate::test_support::{Fixture, random_history};
-    use redb::ReadableTable as _;
 
     #[tokio::test]
     async fn rows_equal_a_recomputation_after_random_histories() {
@@ -355,18 +342,14 @@ mod tests {
                 .map(|e| (e.key("acme"), e))
                 .collect();
             expected.sort_by(|a, b| a.0.cmp(&b.0));
-            let table = txn.open_table(store::OPEN_CLOCKS).unwrap();
-            let stored: Vec<(String, OpenEntry)> = table
-                .iter()
-                .unwrap()
-                .map(|e| {
-                    let (k, v) = e.unwrap();
-                    (
-                        k.value().to_owned(),
-                        store::decode(k.value(), v.value()).unwrap(),
-                    )
-                })
-                .collect();
+            let stored: Vec<(String, OpenEntry)> = store::decoded(
+                &txn,
+                store::OPEN_CLOCKS,
+                Span::ALL,
+                Order::Ascending,
+                usize::MAX,
+            )
+            .unwrap();
             assert_eq!(stored, expected, "seed {seed}");
             for r in &records {
                 let want = OpenEntry::of(r, &view.calendars, pct, now).map(|e| e.key("acme"));

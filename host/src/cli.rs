@@ -30,7 +30,7 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service: the HTTP API on an embedded redb store.
+    /// Run the service: the HTTP API on an embedded redb store, or on PostgreSQL.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
@@ -42,6 +42,10 @@ pub enum Command {
             default_value = "./switchboard-data"
         )]
         data_dir: PathBuf,
+        /// `postgres://…`: keep the state in this PostgreSQL database, which several nodes
+        /// may share; unset, the embedded redb file in the data directory.
+        #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
         /// Platform admin token (creates tenants); generated and printed once when unset.
         #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
@@ -314,6 +318,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             data_dir,
+            database,
             admin_token,
             webhook_allow,
             limit_caps,
@@ -321,6 +326,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         } => crate::serve::serve(crate::serve::ServeConfig {
             listen,
             data_dir,
+            database: database.filter(|d| !d.is_empty()),
             admin_token,
             webhook_allow: crate::webhooks::UrlPolicy::parse(&webhook_allow)?,
             limit_caps: crate::limits::Limits::parse_caps(&limit_caps)

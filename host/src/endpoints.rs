@@ -12,7 +12,7 @@ use crate::refusal::{Error, Refusal, Result};
 use crate::store::records::{
     AttemptRecord, DeliveryRecord, DeliveryState, SecretRecord, WebhookRecord,
 };
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Reader as _, Store, StoreError};
 use crate::tenants::{TenantView, Tenants, audit, check_id};
 use crate::webhooks::{Dispatcher, EventType, Queued, Secret};
 
@@ -217,13 +217,10 @@ impl Endpoints {
         self.tenants
             .write_with_tenant(&t, move |txn, tenant| {
                 let key = store::tenant_key(&tenant.id, &id);
-                if txn
-                    .open_table(store::WEBHOOKS)?
-                    .remove(key.as_str())?
-                    .is_none()
-                {
+                if txn.get_bytes(store::WEBHOOKS, &key)?.is_none() {
                     return Ok(Err(Refusal::not_found(format!("no webhook {id:?}"))));
                 }
+                txn.delete(store::WEBHOOKS, &key)?;
                 let mut dead = 0;
                 for k in candidates {
                     let d = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &k)?;

@@ -8,7 +8,7 @@
 //! 1. infrastructure — [`store`], [`runtime`], [`limits`], [`metrics`], [`webhooks`],
 //!    [`cron`], [`background`];
 //! 2. domain — [`refusal`], [`board`], [`reports`], [`tenants`], [`lifecycle`], [`endpoints`], [`timers`],
-//!    [`tickets`], [`replay`], [`schedules`];
+//!    [`tickets`], [`replay`], [`schedules`], [`cluster`];
 //! 3. wiring — [`service`];
 //! 4. edges — [`api`], [`cli`], [`serve`].
 
@@ -21,6 +21,7 @@ pub mod store;
 pub mod webhooks;
 
 pub mod board;
+pub mod cluster;
 pub mod endpoints;
 pub mod lifecycle;
 pub mod refusal;

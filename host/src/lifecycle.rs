@@ -30,7 +30,7 @@ fn rule_key(t: &str, version: u32) -> String {
 }
 
 fn load_rule(
-    txn: &redb::WriteTransaction,
+    txn: &crate::store::Write<'_>,
     t: &str,
     version: u32,
 ) -> Result<Option<RuleRecord>, StoreError> {
@@ -88,7 +88,7 @@ fn four_eyes_approved(rule: &RuleRecord) -> bool {
 }
 
 /// Marks a version that stops being active as retired.
-fn retire(txn: &redb::WriteTransaction, t: &str, version: u32) -> Result<(), StoreError> {
+fn retire(txn: &crate::store::Write<'_>, t: &str, version: u32) -> Result<(), StoreError> {
     if let Some(mut old) = load_rule(txn, t, version)? {
         old.status = RuleStatus::Retired;
         store::put_in(txn, store::RULES, &rule_key(t, version), &old)?;
@@ -99,7 +99,7 @@ fn retire(txn: &redb::WriteTransaction, t: &str, version: u32) -> Result<(), Sto
 /// Makes `rule` the active version inside `txn`, retiring the current one onto the rollback
 /// stack.
 fn make_active(
-    txn: &redb::WriteTransaction,
+    txn: &crate::store::Write<'_>,
     tenant: &mut TenantRecord,
     mut rule: RuleRecord,
 ) -> Result<RuleRecord, StoreError> {
@@ -228,8 +228,7 @@ impl Lifecycle {
                     activated_at: None,
                     last_replay: None,
                 };
-                txn.open_table(store::MODULES)?
-                    .insert(checked.sha256.as_str(), stored.as_ref())?;
+                txn.put_bytes(store::MODULES, &checked.sha256, stored.as_ref())?;
                 let key = rule_key(&tenant.id, record.version);
                 store::put_in(txn, store::RULES, &key, &record)?;
                 let target = format!("rules/{}", record.version);

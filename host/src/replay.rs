@@ -474,8 +474,7 @@ impl Replays {
                     &summary,
                 )?;
                 if n > KEPT {
-                    txn.open_table(store::REPLAYS)?
-                        .remove(store::seq_key(&tenant.id, n - KEPT).as_str())?;
+                    txn.delete(store::REPLAYS, &store::seq_key(&tenant.id, n - KEPT))?;
                 }
                 let sha = Some(rule.sha256.clone());
                 let target = format!("rules/{version}");

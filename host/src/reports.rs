@@ -153,7 +153,6 @@ mod tests {
     };
     use crate::test_support::{Fixture, random_history};
     use crate::tickets::TicketView;
-    use redb::ReadableTable as _;
 
     /// `(party, queue, priority, metric)`.
     type Key = (Party, String, Priority, Option<Metric>);
@@ -374,15 +373,8 @@ mod tests {
             let txn = f.store.read().unwrap();
             for table in [REPORT_COUNTS, REPORT_DURATIONS] {
                 let rows: Vec<(String, serde_json::Value)> = {
-                    let t = txn.open_table(table).unwrap();
-                    t.iter()
-                        .unwrap()
-                        .map(|e| {
-                            let (k, v) = e.unwrap();
-                            let value = serde_json::from_slice(v.value()).unwrap();
-                            (k.value().to_owned(), value)
-                        })
-                        .collect()
+                    let all = store::Span::ALL;
+                    store::decoded(&txn, table, all, store::Order::Ascending, usize::MAX).unwrap()
                 };
                 let sum = |day: bool| {
                     let mut out: BTreeMap<(i64, String), BTreeMap<usize, i64>> = BTreeMap::new();

@@ -17,13 +17,12 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use redb::ReadableTable as _;
 use serde::{Deserialize, Serialize};
 use switchboard_rules::Party;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use crate::background::{after_pass, nap};
+use crate::background::{after_pass, bounded, nap};
 use crate::board::BoardStanding;
 pub use crate::cron::{CronError, CronSpec};
 use crate::reports::{self, GroupKey, Period, ReportRow};
@@ -156,7 +155,7 @@ impl Runner {
             let pass = fire_due(&store, &tenants, &deliveries, Timestamp::now()).await;
             let (_, wait) = after_pass(pass, "schedules");
             // A poke while firing leaves a permit, so no change is slept through.
-            nap(&self.wake, wait, &mut stop).await;
+            nap(&self.wake, bounded(wait, &store), &mut stop).await;
         }
     }
 }
@@ -170,14 +169,16 @@ pub async fn fire_due(
 ) -> Result<Option<Timestamp>, StoreError> {
     let all: Vec<(String, ScheduleRecord)> = {
         let txn = store.read()?;
-        let table = txn.open_table(store::SCHEDULES)?;
-        let mut all = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            let tenant = k.value().split('/').next().unwrap_or_default().to_owned();
-            all.push((tenant, store::decode(k.value(), v.value())?));
-        }
-        all
+        let all = store::decoded(
+            &txn,
+            store::SCHEDULES,
+            store::Span::ALL,
+            store::Order::Ascending,
+            usize::MAX,
+        )?;
+        all.into_iter()
+            .map(|(k, v)| (k.split('/').next().unwrap_or_default().to_owned(), v))
+            .collect()
     };
     let mut earliest: Option<Timestamp> = None;
     for (tenant, schedule) in all {

@@ -22,6 +22,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Data directory (the redb file and the artifact cache).
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) to keep the state in instead of the redb file.
+    pub database: Option<String>,
     /// Platform admin token; generated (and printed once) when `None`.
     pub admin_token: Option<String>,
     /// Where webhooks may go besides public addresses (`--webhook-allow`).
@@ -115,6 +117,7 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
             compiler: Compiler::this_binary()?,
             limit_caps: config.limit_caps,
             tenant_evaluations: config.tenant_evaluations,
+            database: config.database.clone(),
         };
         let service =
             tokio::task::spawn_blocking(move || Service::open_with(&data_dir, &token, options))
@@ -124,6 +127,7 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(
             listen = %address,
             data_dir = %config.data_dir.display(),
+            store = if config.database.is_some() { "postgres" } else { "redb" },
             console = %format!("http://{address}/"),
             "switchboard serving"
         );

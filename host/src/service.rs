@@ -85,6 +85,9 @@ pub struct ServiceOptions {
     pub limit_caps: Limits,
     /// Evaluations one tenant may run at once; `None` for the runtime's default.
     pub tenant_evaluations: Option<u32>,
+    /// A PostgreSQL database (`postgres://…`) to keep the state in, which several nodes may
+    /// share; `None` for the redb file in the data directory.
+    pub database: Option<String>,
 }
 
 impl Default for ServiceOptions {
@@ -94,6 +97,7 @@ impl Default for ServiceOptions {
             compiler: Compiler::InProcess,
             limit_caps: Limits::MAX,
             tenant_evaluations: None,
+            database: None,
         }
     }
 }
@@ -116,9 +120,13 @@ impl Service {
             compiler,
             limit_caps,
             tenant_evaluations,
+            database,
         } = options;
         std::fs::create_dir_all(data_dir)?;
-        let store = Store::open(&data_dir.join(STORE_FILE))?;
+        let store = match &database {
+            Some(url) => Store::connect(url)?,
+            None => Store::open(&data_dir.join(STORE_FILE))?,
+        };
         let mut runtime_config = RuntimeConfig {
             cache_dir: Some(data_dir.join("artifacts")),
             compiler,
@@ -195,7 +203,16 @@ impl Service {
             Ok(n) => tracing::info!(versions = n, "compiling rule versions left compiling"),
             Err(e) => tracing::error!(error = %e, "resuming rule compilations"),
         }
-        vec![
+        let mut loops = Vec::new();
+        if self.store.is_shared() {
+            loops.push(tokio::spawn(crate::cluster::run(
+                self.store.clone(),
+                self.tenants.clone(),
+                self.deliveries.clone(),
+                stop.subscribe(),
+            )));
+        }
+        loops.extend([
             tokio::spawn(self.timers.clone().run(
                 self.store.clone(),
                 self.tenants.clone(),
@@ -219,6 +236,7 @@ impl Service {
                     .clone()
                     .run(self.store.clone(), stop.subscribe()),
             ),
-        ]
+        ]);
+        loops
     }
 }

@@ -9,54 +9,67 @@
 pub mod aggregates;
 pub mod backfill;
 pub mod backup;
+mod embedded;
+mod pg;
 pub mod records;
+mod txn;
+
+pub use txn::{
+    Order, Read, Reader, Span, Table, Visitor, Write, count, entries, first_key, get, get_in, keys,
+    put_in, put_raw_in, records as decoded, scan,
+};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 /// Tenants by id.
-pub const TENANTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("tenants");
+pub const TENANTS: Table = Table::new("tenants");
 /// API keys by key id.
-pub const KEYS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("keys");
+pub const KEYS: Table = Table::new("keys");
 /// Rule versions by `tenant/version` (version zero-padded, so a range scan is in order).
-pub const RULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("rules");
+pub const RULES: Table = Table::new("rules");
 /// Module bytes by sha256.
-pub const MODULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("modules");
+pub const MODULES: Table = Table::new("modules");
 /// Tickets by `tenant/external id`.
-pub const TICKETS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("tickets");
+pub const TICKETS: Table = Table::new("tickets");
 /// Audit entries by `tenant/sequence` (zero-padded).
-pub const AUDIT: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("audit");
+pub const AUDIT: Table = Table::new("audit");
 /// Webhook endpoints by `tenant/id`.
-pub const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("webhooks");
+pub const WEBHOOKS: Table = Table::new("webhooks");
 /// Pending SLA timers by `due (ms, zero-padded)/tenant/ticket/timer`: the first key is the
 /// next timer to fire, so the scheduler never scans tickets.
-pub const TIMERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("timers");
+pub const TIMERS: Table = Table::new("timers");
 /// The outbox: webhook deliveries by `tenant/message id` (ids sort by creation).
-pub const DELIVERIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("deliveries");
+pub const DELIVERIES: Table = Table::new("deliveries");
 /// Cron schedules by `tenant/id`.
-pub const SCHEDULES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("schedules");
+pub const SCHEDULES: Table = Table::new("schedules");
 /// Tickets by creation: `tenant/created (ms, offset, zero-padded)/external id` → nothing
 /// (see [`created_key`]), so history is read newest first, or over a period, without
 /// decoding every ticket of the tenant.
-pub const TICKETS_BY_CREATION: TableDefinition<'static, &str, &[u8]> =
-    TableDefinition::new("tickets_by_creation");
+pub const TICKETS_BY_CREATION: Table = Table::new("tickets_by_creation");
 /// Tickets with an open SLA clock by `tenant/earliest due (as in [`created_prefix`])/external
 /// id` (see `board`): the board reads open tickets only.
-pub const OPEN_CLOCKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("open_clocks");
+pub const OPEN_CLOCKS: Table = Table::new("open_clocks");
 /// Replay summaries by `tenant/sequence` (zero-padded).
-pub const REPLAYS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("replays");
+pub const REPLAYS: Table = Table::new("replays");
+/// The nodes serving a shared database, by node id: each one's last heartbeat (see
+/// `cluster`). Empty on the embedded store.
+pub const NODES: Table = Table::new("nodes");
+/// Webhook deliveries a node has taken to send, by the delivery's key: which node and until
+/// when (see `webhooks::delivery`). Only on a shared database.
+pub const LEASES: Table = Table::new("leases");
 /// Facts about the file itself (which one-time index builds have run).
-pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+pub const META: Table = Table::new("meta");
 
 /// Every table, created at open so that readers never meet a missing one.
-const TABLES: [TableDefinition<'static, &str, &[u8]>; 16] = [
+pub(crate) const TABLES: [Table; 18] = [
     TENANTS,
     KEYS,
     RULES,
@@ -71,6 +84,8 @@ const TABLES: [TableDefinition<'static, &str, &[u8]>; 16] = [
     OPEN_CLOCKS,
     REPLAYS,
     META,
+    NODES,
+    LEASES,
     aggregates::REPORT_COUNTS,
     aggregates::REPORT_DURATIONS,
 ];
@@ -112,6 +127,9 @@ pub enum StoreError {
     /// A blocking task reading the store panicked or was cancelled.
     #[error("a store task failed: {0}")]
     Task(String),
+    /// PostgreSQL failed (or could not be reached).
+    #[error("postgres: {0}")]
+    Postgres(String),
 }
 
 macro_rules! from_redb {
@@ -176,87 +194,11 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreEr
     })
 }
 
-/// Reads one record from `table` in `txn`.
-pub fn get<T: DeserializeOwned>(
-    txn: &ReadTransaction,
-    table: TableDefinition<'static, &str, &[u8]>,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    let table = match txn.open_table(table) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    match table.get(key)? {
-        Some(v) => decode(key, v.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Reads every record of one tenant from `table`, in key order.
-pub fn scan<T: DeserializeOwned>(
-    txn: &ReadTransaction,
-    table: TableDefinition<'static, &str, &[u8]>,
-    tenant: &str,
-) -> Result<Vec<T>, StoreError> {
-    let table = match txn.open_table(table) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let (from, to) = tenant_range(tenant);
-    let mut out = Vec::new();
-    for entry in table.range(from.as_str()..to.as_str())? {
-        let (k, v) = entry?;
-        out.push(decode(k.value(), v.value())?);
-    }
-    Ok(out)
-}
-
-/// Reads one record inside a write transaction.
-pub fn get_in<T: DeserializeOwned>(
-    txn: &WriteTransaction,
-    table: TableDefinition<'static, &str, &[u8]>,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    use redb::ReadableTable;
-    let table = txn.open_table(table)?;
-    match table.get(key)? {
-        Some(v) => decode(key, v.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Writes one record inside a write transaction.
-pub fn put_in<T: Serialize>(
-    txn: &WriteTransaction,
-    table: TableDefinition<'static, &str, &[u8]>,
-    key: &str,
-    value: &T,
-) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table)?;
-    table.insert(key, encode(value).as_slice())?;
-    Ok(())
-}
-
-/// Writes an already encoded record inside a write transaction (encode outside the writer
-/// thread: it serves every request, so it should only copy bytes into the tree).
-pub fn put_raw_in(
-    txn: &WriteTransaction,
-    table: TableDefinition<'static, &str, &[u8]>,
-    key: &str,
-    bytes: &[u8],
-) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table)?;
-    table.insert(key, bytes)?;
-    Ok(())
-}
-
 /// What a queued write does after its transaction commits (or fails).
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A queued write: applies itself to the batch's transaction (`None` when no transaction
 /// could be started) and says whether that worked.
-type Job = Box<dyn FnOnce(Option<&WriteTransaction>) -> (bool, Completion) + Send>;
+type Job = Box<dyn FnOnce(Option<&Write<'_>>) -> (bool, Completion) + Send>;
 
 /// Counts of the group-commit writer, for metrics.
 #[derive(Debug, Default)]
@@ -275,8 +217,17 @@ pub struct Store {
     inner: std::sync::Arc<Inner>,
 }
 
+/// The engine under the seam.
+#[derive(Clone)]
+pub(crate) enum Engine {
+    /// One redb file (the default).
+    Embedded(std::sync::Arc<Database>),
+    /// A PostgreSQL database that several nodes may share.
+    Postgres(std::sync::Arc<pg::Pg>),
+}
+
 struct Inner {
-    db: std::sync::Arc<Database>,
+    engine: Engine,
     writer: Option<mpsc::Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
     stats: std::sync::Arc<WriterStats>,
@@ -308,27 +259,60 @@ impl Store {
         let db = std::sync::Arc::new(Database::create(path)?);
         let txn = db.begin_write()?;
         for table in TABLES {
-            txn.open_table(table)?;
+            txn.open_table(table.redb())?;
         }
         build_creation_index(&txn)?;
         txn.commit()?;
+        Self::start(Engine::Embedded(db))
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://…`), migrates its schema to
+    /// this build's (once, under a lock, whichever node starts first), and starts the writer.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::start(Engine::Postgres(pg::Pg::connect(url, &TABLES)?))
+    }
+
+    fn start(engine: Engine) -> Result<Self, StoreError> {
         let (writer, jobs) = mpsc::channel::<Job>();
-        let writer_db = db.clone();
+        let writer_engine = engine.clone();
         let stats = std::sync::Arc::new(WriterStats::default());
         let writer_stats = stats.clone();
         let thread = thread::Builder::new()
             .name("switchboard-writer".into())
-            .spawn(move || write_loop(&writer_db, &jobs, &writer_stats))
+            .spawn(move || write_loop(&writer_engine, &jobs, &writer_stats))
             .map_err(|e| StoreError::Redb(redb::StorageError::from(e).into()))?;
         Ok(Store {
             inner: std::sync::Arc::new(Inner {
-                db,
+                engine,
                 writer: Some(writer),
                 thread: Some(thread),
                 stats,
                 closed: tokio::sync::watch::Sender::new(()),
             }),
         })
+    }
+
+    /// The redb file, when this store is one (backups copy it; benches read its statistics).
+    pub fn embedded(&self) -> Option<&std::sync::Arc<Database>> {
+        match &self.inner.engine {
+            Engine::Embedded(db) => Some(db),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// On a shared database, a receiver that changes when another node's commit hinted that
+    /// shared state moved ([`Write::notify`]), or when hints may have been missed. A hint
+    /// only: whoever waits on it must poll as well.
+    pub fn hints(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match &self.inner.engine {
+            Engine::Embedded(_) => None,
+            Engine::Postgres(pg) => Some(pg.hints()),
+        }
+    }
+
+    /// Whether other nodes may share this store's database.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner.engine, Engine::Postgres(_))
     }
 
     /// Resolves once every clone of this store is dropped, the writer has finished and the
@@ -350,8 +334,12 @@ impl Store {
     }
 
     /// A consistent snapshot for reading.
-    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.inner.db.begin_read()?)
+    pub fn read(&self) -> Result<Read, StoreError> {
+        let inner = match &self.inner.engine {
+            Engine::Embedded(db) => txn::ReadInner::Embedded(db.begin_read()?),
+            Engine::Postgres(pg) => txn::ReadInner::Postgres(pg::PgRead::begin(pg)?),
+        };
+        Ok(Read { inner })
     }
 
     /// [`Store::write`] for a caller that is not async (start-up work): blocks the calling
@@ -359,7 +347,7 @@ impl Store {
     pub fn write_blocking<R, F>(&self, op: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Write<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel::<Result<R, StoreError>>();
         self.submit(op, move |outcome| {
@@ -374,7 +362,7 @@ impl Store {
     pub async fn write<R, F>(&self, op: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Write<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
         self.submit(op, move |outcome| {
@@ -392,7 +380,7 @@ impl Store {
     ) -> Result<(), StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Write<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         let job: Job = Box::new(move |txn| {
             let result = match txn {
@@ -420,12 +408,12 @@ impl Store {
 /// ticket is indexed in its own creating transaction).
 pub(crate) fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreError> {
     use redb::ReadableTable;
-    let mut meta = txn.open_table(META)?;
+    let mut meta = txn.open_table(META.redb())?;
     if meta.get(CREATION_INDEX_BUILT)?.is_some() {
         return Ok(());
     }
-    let tickets = txn.open_table(TICKETS)?;
-    let mut index = txn.open_table(TICKETS_BY_CREATION)?;
+    let tickets = txn.open_table(TICKETS.redb())?;
+    let mut index = txn.open_table(TICKETS_BY_CREATION.redb())?;
     for entry in tickets.iter()? {
         let (k, v) = entry?;
         // A record this build cannot read is left out of the index (and said so) rather than
@@ -445,9 +433,11 @@ pub(crate) fn build_creation_index(txn: &WriteTransaction) -> Result<(), StoreEr
     Ok(())
 }
 
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
+fn write_loop(engine: &Engine, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
     aggregates::defer_on_this_thread();
     let mut busy = false;
+    // The writer's own connection, on PostgreSQL (taken again after it breaks).
+    let mut connection = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let deadline = std::time::Instant::now() + GATHER;
@@ -464,51 +454,15 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
             }
         }
         busy = batch.len() > 1;
-        let txn = match db.begin_write() {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a write transaction");
-                for job in batch {
-                    let (_, done) = job(None);
-                    done(Err(e.to_string()));
-                }
-                continue;
-            }
-        };
-        let mut completions = Vec::with_capacity(batch.len());
-        let mut all_ok = true;
-        for job in batch {
-            // A panicking write (a bug) fails its batch, not the writer: its caller's answer
-            // channel is dropped with it (it sees `Closed`), the rest are aborted below.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(&txn)))) {
-                Ok((ok, done)) => {
-                    all_ok &= ok;
-                    completions.push(done);
-                }
-                Err(_) => {
-                    tracing::error!("a write panicked; its batch is aborted");
-                    all_ok = false;
-                }
-            }
-        }
-        // The report aggregates the batch moved, folded per row, are written last.
-        let all_ok = all_ok
-            && aggregates::flush(&txn)
-                .inspect_err(|e| tracing::error!(error = %e, "cannot write the report aggregates"))
-                .is_ok();
-        let commit = if all_ok {
-            txn.commit().map_err(|e| e.to_string())
-        } else {
-            aggregates::discard();
-            let _ = txn.abort();
-            Err("a write in the same batch failed; nothing in it was stored".to_owned())
+        let n = batch.len() as u64;
+        let (commit, completions) = match engine {
+            Engine::Embedded(db) => commit_embedded(db, batch),
+            Engine::Postgres(pg) => commit_postgres(pg, &mut connection, batch),
         };
         match &commit {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .writes
-                    .fetch_add(completions.len() as u64, Ordering::Relaxed);
+                stats.writes.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => tracing::error!(error = %e, "group commit failed"),
         }
@@ -518,10 +472,98 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &WriterStats) {
     }
 }
 
+/// Fails every job of a batch that has no transaction.
+fn fail_all(batch: Vec<Job>, error: String) -> (Result<(), String>, Vec<Completion>) {
+    tracing::error!(error = %error, "cannot begin a write transaction");
+    let completions = batch.into_iter().map(|job| job(None).1).collect();
+    (Err(error), completions)
+}
+
+/// Applies a batch's jobs to `txn` and folds in the report aggregates; whether all worked.
+fn apply(txn: &Write<'_>, batch: Vec<Job>) -> (bool, Vec<Completion>) {
+    let mut completions = Vec::with_capacity(batch.len());
+    let mut all_ok = true;
+    for job in batch {
+        // A panicking write (a bug) fails its batch, not the writer: its caller's answer
+        // channel is dropped with it (it sees `Closed`), the rest are aborted below.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(txn)))) {
+            Ok((ok, done)) => {
+                all_ok &= ok;
+                completions.push(done);
+            }
+            Err(_) => {
+                tracing::error!("a write panicked; its batch is aborted");
+                all_ok = false;
+            }
+        }
+    }
+    // The report aggregates the batch moved, folded per row, are written last.
+    let all_ok = all_ok
+        && aggregates::flush(txn)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot write the report aggregates"))
+            .is_ok();
+    if !all_ok {
+        aggregates::discard();
+    }
+    (all_ok, completions)
+}
+
+const BATCH_FAILED: &str = "a write in the same batch failed; nothing in it was stored";
+
+fn commit_embedded(db: &Database, batch: Vec<Job>) -> (Result<(), String>, Vec<Completion>) {
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => return fail_all(batch, e.to_string()),
+    };
+    let (all_ok, completions) = apply(
+        &Write {
+            inner: txn::WriteInner::Embedded(&txn),
+        },
+        batch,
+    );
+    let commit = if all_ok {
+        txn.commit().map_err(|e| e.to_string())
+    } else {
+        let _ = txn.abort();
+        Err(BATCH_FAILED.to_owned())
+    };
+    (commit, completions)
+}
+
+fn commit_postgres(
+    pg: &std::sync::Arc<pg::Pg>,
+    connection: &mut Option<std::sync::Arc<deadpool_postgres::Object>>,
+    batch: Vec<Job>,
+) -> (Result<(), String>, Vec<Completion>) {
+    if connection.as_ref().is_none_or(|c| c.is_closed()) {
+        match pg.connection() {
+            Ok(c) => *connection = Some(c),
+            Err(e) => return fail_all(batch, e.to_string()),
+        }
+    }
+    let conn = connection.clone().expect("set above");
+    let txn = match pg::PgWrite::begin(pg, conn) {
+        Ok(t) => t,
+        Err(e) => return fail_all(batch, e.to_string()),
+    };
+    let (all_ok, completions) = apply(
+        &Write {
+            inner: txn::WriteInner::Postgres(&txn),
+        },
+        batch,
+    );
+    let commit = if all_ok {
+        txn.commit().map_err(|e| e.to_string())
+    } else {
+        let _ = txn.rollback();
+        Err(BATCH_FAILED.to_owned())
+    };
+    (commit, completions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::TableHandle as _;
 
     #[tokio::test]
     async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
@@ -544,10 +586,10 @@ mod tests {
     fn every_table_is_readable_in_a_fresh_database() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.redb")).unwrap();
-        let txn = store.read().unwrap();
+        let txn = store.embedded().unwrap().begin_read().unwrap();
         for table in TABLES {
             assert!(
-                txn.open_table(table).is_ok(),
+                txn.open_table(table.redb()).is_ok(),
                 "{} is created at open",
                 table.name()
             );

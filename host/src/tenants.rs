@@ -9,10 +9,10 @@ pub mod changes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use crate::store::{Order, Reader, Span, Write};
 use base64::Engine as _;
 use jiff::Timestamp;
 use rand::Rng as _;
-use redb::{ReadableTable, WriteTransaction};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_rules::{Calendar, CalendarSet};
@@ -93,6 +93,8 @@ pub struct Tenants {
     modules: RwLock<HashMap<String, RuleModule>>,
     admin_token_sha256: [u8; 32],
     caps: Limits,
+    /// The views' revision these views were loaded at (see [`Tenants::refresh`]).
+    seen: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Tenants {
@@ -162,30 +164,71 @@ impl Tenants {
             keys: RwLock::default(),
             modules: RwLock::default(),
             admin_token_sha256: sha256(admin_token.as_bytes()),
+            seen: std::sync::atomic::AtomicU64::new(0),
         };
-        let (keys, records) = tenants.load_all()?;
+        let (revision, keys, records) = tenants.load_all()?;
         for key in keys {
             tenants.put_key(key);
         }
         for record in records {
             tenants.put_tenant(record)?;
         }
+        tenants
+            .seen
+            .store(revision, std::sync::atomic::Ordering::Release);
         Ok(tenants)
     }
 
-    fn load_all(&self) -> Result<(Vec<KeyRecord>, Vec<TenantRecord>), StoreError> {
+    /// The views' revision, and every key and tenant, from one snapshot.
+    fn load_all(&self) -> Result<(u64, Vec<KeyRecord>, Vec<TenantRecord>), StoreError> {
         let txn = self.store.read()?;
-        let mut keys = Vec::new();
-        for entry in txn.open_table(store::KEYS)?.iter()? {
-            let (k, v) = entry?;
-            keys.push(store::decode(k.value(), v.value())?);
+        let revision = store::get(&txn, store::META, VIEWS_REVISION)?.unwrap_or(0);
+        let (all, up) = (Span::ALL, Order::Ascending);
+        let keys = store::decoded(&txn, store::KEYS, all, up, usize::MAX)?;
+        let tenants = store::decoded(&txn, store::TENANTS, all, up, usize::MAX)?;
+        let keys = keys.into_iter().map(|(_, v)| v).collect();
+        let tenants = tenants.into_iter().map(|(_, v)| v).collect();
+        Ok((revision, keys, tenants))
+    }
+
+    /// Catches the views up with changes other nodes committed: when the views' revision
+    /// moved, reloads the keys and tenants and replaces every view that is older than its
+    /// record (a key revoked elsewhere is refused here from then on). One read when nothing
+    /// changed. Answers how many views were replaced. Blocking (it may compile a module).
+    pub fn refresh(&self) -> Result<usize, ViewError> {
+        use std::sync::atomic::Ordering;
+        let current: u64 = {
+            let txn = self.store.read()?;
+            store::get(&txn, store::META, VIEWS_REVISION)?.unwrap_or(0)
+        };
+        if current == self.seen.load(Ordering::Acquire) {
+            return Ok(0);
         }
-        let mut tenants = Vec::new();
-        for entry in txn.open_table(store::TENANTS)?.iter()? {
-            let (k, v) = entry?;
-            tenants.push(store::decode(k.value(), v.value())?);
+        let (revision, keys, records) = self.load_all()?;
+        let mut replaced = 0;
+        for key in keys {
+            let stale = {
+                let cached = self.keys.read().expect("keys lock");
+                cached
+                    .get(&key.id)
+                    .is_none_or(|k| k.revision < key.revision)
+            };
+            if stale {
+                self.put_key(key);
+                replaced += 1;
+            }
         }
-        Ok((keys, tenants))
+        for record in records {
+            if self
+                .get(&record.id)
+                .is_none_or(|v| v.record.revision < record.revision)
+            {
+                self.put_tenant(record)?;
+                replaced += 1;
+            }
+        }
+        self.seen.fetch_max(revision, Ordering::AcqRel);
+        Ok(replaced)
     }
 
     /// Who a bearer token belongs to.
@@ -283,10 +326,8 @@ impl Tenants {
         if let Some(m) = self.modules.read().expect("modules lock").get(&rule.sha256) {
             return Ok(m.clone());
         }
-        let table = txn.open_table(store::MODULES).map_err(StoreError::from)?;
-        let bytes = table
-            .get(rule.sha256.as_str())
-            .map_err(StoreError::from)?
+        let bytes = txn
+            .get_bytes(store::MODULES, &rule.sha256)?
             .ok_or_else(|| StoreError::Corrupt {
                 key: rule.sha256.clone(),
                 error: "module bytes missing".into(),
@@ -297,7 +338,7 @@ impl Tenants {
             module_bytes: crate::limits::MAX_MODULE_BYTES,
             ..*l
         });
-        let module = self.runtime.load(bytes.value(), roomy)?;
+        let module = self.runtime.load(&bytes, roomy)?;
         self.remember_module(module.clone());
         Ok(module)
     }
@@ -319,7 +360,7 @@ impl Tenants {
     pub async fn write_with_tenant<R: Send + 'static>(
         &self,
         t: &str,
-        op: impl FnOnce(&WriteTransaction, &mut TenantRecord) -> Result<Result<R, Refusal>, StoreError>
+        op: impl FnOnce(&Write<'_>, &mut TenantRecord) -> Result<Result<R, Refusal>, StoreError>
         + Send
         + 'static,
     ) -> refusal::Result<R> {
@@ -337,6 +378,7 @@ impl Tenants {
                 };
                 tenant.revision += 1;
                 store::put_in(txn, store::TENANTS, &tenant.id, &tenant)?;
+                bump_views(txn)?;
                 Ok(Some(Ok((tenant, r))))
             })
             .await?;
@@ -347,9 +389,22 @@ impl Tenants {
     }
 }
 
+/// The [`store::META`] key of the views' revision: advanced by every transaction that changes
+/// a tenant or a key, so that other nodes on a shared database see that their views are out of
+/// date with one read ([`Tenants::refresh`]).
+const VIEWS_REVISION: &str = "views/revision";
+
+/// Advances the views' revision inside `txn` (the read locks it: concurrent changes on other
+/// nodes take turns).
+pub(crate) fn bump_views(txn: &Write<'_>) -> Result<(), StoreError> {
+    let n: u64 = store::get_in(txn, store::META, VIEWS_REVISION)?.unwrap_or(0);
+    txn.notify();
+    store::put_in(txn, store::META, VIEWS_REVISION, &(n + 1))
+}
+
 /// Appends an audit entry for `tenant` inside `txn`, advancing its sequence.
 pub fn audit(
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     tenant: &mut TenantRecord,
     who: &str,
     action: &str,
@@ -361,7 +416,7 @@ pub fn audit(
 
 /// [`audit`], with the action's figures in `detail`.
 pub fn audit_with(
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     tenant: &mut TenantRecord,
     who: &str,
     action: &str,

@@ -10,15 +10,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::store::{Order, Reader, Span, Write};
 use jiff::Timestamp;
-use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use switchboard_rules::{CalendarSet, ClockState, Escalation, EscalationTrigger, Metric};
 use tokio::sync::Notify;
 
-use crate::background::{after_pass, nap};
+use crate::background::{after_pass, bounded, nap};
 use crate::board;
 use crate::reports;
 use crate::store::aggregates;
@@ -170,13 +170,12 @@ pub fn escalation_name(step: &Escalation, run: u32) -> String {
 }
 
 /// Replaces a ticket's timers inside `txn`: deletes `old` keys, writes `new` ones.
-pub fn replace_in(txn: &WriteTransaction, old: &[String], new: &Planned) -> Result<(), StoreError> {
-    let mut table = txn.open_table(store::TIMERS)?;
+pub fn replace_in(txn: &Write<'_>, old: &[String], new: &Planned) -> Result<(), StoreError> {
     for k in old {
-        table.remove(k.as_str())?;
+        txn.delete(store::TIMERS, k)?;
     }
     for (k, bytes) in &new.rows {
-        table.insert(k.as_str(), bytes.as_slice())?;
+        txn.put_bytes(store::TIMERS, k, bytes)?;
     }
     Ok(())
 }
@@ -199,16 +198,22 @@ pub async fn replan_tenant(
     let (snapshot, t) = (store.clone(), tenant.to_owned());
     let keys = tokio::task::spawn_blocking(move || -> Result<Vec<String>, StoreError> {
         let txn = snapshot.read()?;
-        let table = txn.open_table(store::TICKETS)?;
         let (from, to) = store::tenant_range(&t);
         let mut keys = Vec::new();
-        for entry in table.range(from.as_str()..to.as_str())? {
-            let (k, v) = entry?;
-            let record: TicketRecord = store::decode(k.value(), v.value())?;
-            if !record.timers.is_empty() || record.board.is_some() {
-                keys.push(k.value().to_owned());
-            }
-        }
+        let span = Span::between(&from, &to);
+        txn.visit(
+            store::TICKETS,
+            span,
+            Order::Ascending,
+            usize::MAX,
+            &mut |k, v| {
+                let record: TicketRecord = store::decode(k, v)?;
+                if !record.timers.is_empty() || record.board.is_some() {
+                    keys.push(k.to_owned());
+                }
+                Ok(true)
+            },
+        )?;
         Ok(keys)
     })
     .await
@@ -316,7 +321,14 @@ impl Scheduler {
                 fire_due(&store, &tenants, &deliveries, now).await,
                 "SLA timers",
             );
+            let wait = bounded(wait, &store);
             let next_ms = next.map_or(i64::MAX, Timestamp::as_millisecond);
+            // Shared: the next look is at most a poll away, so a poke for a timer due before
+            // it need not wake us early (a timer due sooner still does).
+            let next_ms = next_ms.min(
+                now.as_millisecond()
+                    .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+            );
             self.next_ms.fetch_min(next_ms, Ordering::AcqRel);
             nap(&self.wake, wait, &mut stop).await;
         }
@@ -339,10 +351,14 @@ pub async fn fire_due(
         let mut due = 0;
         {
             let txn = store.read()?;
-            let table = txn.open_table(store::TIMERS)?;
-            for entry in table.range(..upper.as_str())?.take(FIRE_BATCH) {
-                let (k, v) = entry?;
-                let timer: TimerRecord = store::decode(k.value(), v.value())?;
+            let span = Span::below(&upper);
+            for (_, timer) in store::decoded::<TimerRecord>(
+                &txn,
+                store::TIMERS,
+                span,
+                Order::Ascending,
+                FIRE_BATCH,
+            )? {
                 due += 1;
                 if let Some(view) = tenants.get(&timer.tenant) {
                     calendars.insert(timer.tenant, view.calendars.clone());
@@ -350,7 +366,7 @@ pub async fn fire_due(
             }
             if due == 0 {
                 // Nothing due: no write, just the next instant.
-                return first_due(&table);
+                return first_due(&txn);
             }
         }
         let upper = upper.clone();
@@ -367,28 +383,27 @@ pub async fn fire_due(
 /// One transaction's worth of due timers: each marks its ticket, queues its event and goes.
 fn fire_batch(
     calendars: &HashMap<String, Arc<CalendarSet>>,
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     upper: &str,
     now: Timestamp,
 ) -> Result<(Vec<Queued>, bool, Option<Timestamp>), StoreError> {
-    let due: Vec<(String, TimerRecord)> = {
-        let table = txn.open_table(store::TIMERS)?;
-        let mut due = Vec::new();
-        for entry in table.range(..upper)?.take(FIRE_BATCH) {
-            let (k, v) = entry?;
-            due.push((k.value().to_owned(), store::decode(k.value(), v.value())?));
-        }
-        due
-    };
+    // Claimed: another node firing at the same time takes other rows.
+    let due = txn.claim(store::TIMERS, Span::below(upper), FIRE_BATCH)?;
     let more = due.len() == FIRE_BATCH;
     let mut queued = Vec::new();
-    for (k, timer) in due {
+    for (k, bytes) in due {
+        let timer: TimerRecord = store::decode(&k, &bytes)?;
         let Some(calendars) = calendars.get(&timer.tenant) else {
             // A row committed after the calendars were gathered: the next pass takes it.
             continue;
         };
-        txn.open_table(store::TIMERS)?.remove(k.as_str())?;
         let ticket_key = store::tenant_key(&timer.tenant, &timer.ticket);
+        if !txn.try_lock(store::TICKETS, &ticket_key)? {
+            // Another node is changing the ticket (and may be waiting for this row): the
+            // next pass takes it.
+            continue;
+        }
+        txn.delete(store::TIMERS, &k)?;
         let Some(mut record) = store::get_in::<TicketRecord>(txn, store::TICKETS, &ticket_key)?
         else {
             continue;
@@ -411,13 +426,13 @@ fn fire_batch(
         record.report = Some(share);
         store::put_in(txn, store::TICKETS, &ticket_key, &record)?;
     }
-    let next = first_due(&txn.open_table(store::TIMERS)?)?;
+    let next = first_due(txn)?;
     Ok((queued, more, next))
 }
 
 /// Marks `timer` fired on the ticket and queues its webhook event.
 fn fire_one(
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     record: &mut TicketRecord,
     timer: &TimerRecord,
     calendars: &CalendarSet,
@@ -460,11 +475,9 @@ fn fire_one(
 }
 
 /// The due instant of the first timer in the table.
-fn first_due(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<Option<Timestamp>, StoreError> {
-    Ok(table.first()?.and_then(|(k, _)| {
-        let ms: i64 = k.value().split('/').next()?.parse().ok()?;
+fn first_due(txn: &impl Reader) -> Result<Option<Timestamp>, StoreError> {
+    Ok(store::first_key(txn, store::TIMERS)?.and_then(|k| {
+        let ms: i64 = k.split('/').next()?.parse().ok()?;
         Timestamp::from_millisecond(ms).ok()
     }))
 }
@@ -543,8 +556,7 @@ mod tests {
         assert!(after[0].ends_with("/breach/resolution/1"), "{after:?}");
         // The old row is gone from the table, the new one is there.
         let txn = f.store.read().unwrap();
-        let table = txn.open_table(store::TIMERS).unwrap();
-        assert!(table.get(before[0].as_str()).unwrap().is_none());
-        assert!(table.get(after[0].as_str()).unwrap().is_some());
+        assert!(txn.get_bytes(store::TIMERS, &before[0]).unwrap().is_none());
+        assert!(txn.get_bytes(store::TIMERS, &after[0]).unwrap().is_some());
     }
 }

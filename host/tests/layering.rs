@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "tickets",
     "replay",
     "schedules",
+    "cluster",
     // Wiring.
     "service",
     // Edges.

@@ -68,7 +68,7 @@ async fn tickets_stored_before_the_index_are_indexed_at_open_and_old_ones_skippe
     use switchboard_host::store::TICKETS_BY_CREATION;
     use switchboard_tests::older::as_an_older_build;
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::start_embedded(dir.path()).await;
     let team = server.create_team("old").await;
     for i in 0..3 {
         let t = json!({"id": format!("OLD-{i}"), "created_at": minutes_ago(10 - i).to_string()});
@@ -92,7 +92,7 @@ async fn tickets_stored_before_the_index_are_indexed_at_open_and_old_ones_skippe
         }
     });
 
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::start_embedded(dir.path()).await;
     let ids = server.exported_ids(&team).await;
     assert_eq!(
         ids,

@@ -4,31 +4,25 @@
 
 use std::path::Path;
 
-use redb::{
-    ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition,
-};
+use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
 use serde_json::Value;
-use switchboard_host::store::{META, TICKETS};
+use switchboard_host::store::{META, TICKETS, Table};
 
 /// Empties `index` and the build flags in the store of `data_dir` (not running), and passes
 /// every ticket record (its key and JSON) through `edit`.
-pub fn as_an_older_build(
-    data_dir: &Path,
-    index: TableDefinition<'static, &str, &[u8]>,
-    mut edit: impl FnMut(&str, &mut Value),
-) {
+pub fn as_an_older_build(data_dir: &Path, index: Table, mut edit: impl FnMut(&str, &mut Value)) {
     let db = redb::Database::create(data_dir.join("switchboard.redb")).expect("open the store");
     let txn = db.begin_write().expect("write");
-    txn.open_table(index)
+    txn.open_table(index.redb())
         .expect("index")
         .retain(|_, _| false)
         .expect("empty the index");
-    txn.open_table(META)
+    txn.open_table(META.redb())
         .expect("meta")
         .retain(|_, _| false)
         .expect("clear the flags");
     {
-        let mut tickets = txn.open_table(TICKETS).expect("tickets");
+        let mut tickets = txn.open_table(TICKETS.redb()).expect("tickets");
         let rows: Vec<(String, Value)> = tickets
             .iter()
             .expect("iterate")
@@ -49,7 +43,10 @@ pub fn as_an_older_build(
     txn.commit().expect("commit");
     let read = db.begin_read().expect("read");
     assert_eq!(
-        read.open_table(index).expect("index").len().expect("len"),
+        read.open_table(index.redb())
+            .expect("index")
+            .len()
+            .expect("len"),
         0
     );
 }

@@ -4,9 +4,11 @@
 //! [`Cluster`] stops the server at once and removes its files; no test touches a shared
 //! server.
 
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 /// The newest `/usr/lib/postgresql/<major>/bin`, or `SWITCHBOARD_PG_BIN`.
 pub fn bin_dir() -> PathBuf {
@@ -57,6 +59,48 @@ fn is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
+/// Whether this test binary runs its servers on PostgreSQL: the `on_postgres` target, which
+/// is the API suite compiled a second time (`tests/on_postgres.rs`). Then every
+/// [`TestServer`](crate::server::TestServer) not started with `start_embedded` keeps its
+/// state in a database of its own on [`shared`].
+pub fn suite_on_postgres() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.file_name()?.to_str()?.starts_with("on_postgres")))
+        .unwrap_or(false)
+}
+
+/// This test process's cluster, started on first use. Durability is off (the tests kill
+/// nodes, never the database), and a watchdog stops the cluster and removes its files once
+/// the process is gone, since a static is never dropped.
+pub fn shared() -> &'static Cluster {
+    static SHARED: OnceLock<Cluster> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let cluster =
+            Cluster::start_with("-c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        cluster.stop_when_gone(std::process::id());
+        cluster
+    })
+}
+
+/// The URL of the database on [`shared`] that belongs to data directory `dir`: the same one
+/// each time that directory is opened again (a restart), a new, empty one for a new directory.
+pub fn database_for(dir: &Path) -> String {
+    static DATABASES: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    let cluster = shared();
+    let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    let next = databases.len();
+    let name = databases
+        .entry(dir.to_owned())
+        .or_insert_with(|| {
+            let name = format!("switchboard_{next}");
+            cluster.create_database(&name);
+            name
+        })
+        .clone();
+    cluster.url(&name)
+}
+
 /// A running private cluster.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -70,6 +114,11 @@ impl Cluster {
     /// Creates and starts a cluster on a free loopback port (trust authentication for the
     /// `postgres` role, which is safe on loopback in a directory only its owner can read).
     pub fn start() -> Cluster {
+        Self::start_with("")
+    }
+
+    /// [`Cluster::start`] with more server options (`-c name=value …`).
+    pub fn start_with(extra: &str) -> Cluster {
         let bin = bin_dir();
         let dir = tempfile::tempdir().expect("cluster dir");
         let owner = is_root().then(postgres_user);
@@ -102,7 +151,7 @@ impl Cluster {
             ],
         );
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=400 {extra}",
             cluster.dir.path().display()
         );
         let log = cluster.dir.path().join("server.log");
@@ -151,6 +200,30 @@ impl Cluster {
             self.log()
         );
         out
+    }
+
+    /// Starts a process that stops this cluster at once and removes its directory when
+    /// process `pid` has ended.
+    pub fn stop_when_gone(&self, pid: u32) {
+        // In the background of a shell that ends at once: the watcher outlives this process
+        // (it is what waits for it to end) without being its child.
+        let script = format!(
+            "(while [ -d /proc/{pid} ]; do sleep 1; done; '{}' -D '{}' -m immediate -w stop; rm -rf '{}') &",
+            self.bin.join("pg_ctl").display(),
+            self.data().display(),
+            self.dir.path().display(),
+        );
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = self.owner {
+            watchdog.uid(uid).gid(gid);
+        }
+        let started = watchdog.status().expect("start the cluster's watchdog");
+        assert!(started.success(), "the cluster's watchdog did not start");
     }
 
     /// The server's log so far.

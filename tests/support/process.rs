@@ -18,11 +18,21 @@ impl Node {
     /// Starts `switchboard serve` on `data_dir` (platform token [`ADMIN_TOKEN`], webhooks
     /// allowed to loopback) and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path) -> Node {
+        Self::start_on(data_dir, None).await
+    }
+
+    /// [`Node::start`] with its state in the PostgreSQL database at `database` (when given)
+    /// instead of the redb file: several nodes may share it.
+    pub async fn start_on(data_dir: &Path, database: Option<&str>) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(crate::switchboard_binary())
+        let mut command = Command::new(crate::switchboard_binary());
+        if let Some(url) = database {
+            command.env("SWITCHBOARD_DATABASE_URL", url);
+        }
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data_dir)

@@ -534,6 +534,32 @@ impl TestServer {
         data_dir: &Path,
         options: ServiceOptions,
     ) -> Result<TestServer, StartError> {
+        let database = options.database.clone().or_else(|| {
+            crate::postgres::suite_on_postgres().then(|| crate::postgres::database_for(data_dir))
+        });
+        Self::try_start_on(
+            data_dir,
+            ServiceOptions {
+                database,
+                ..options
+            },
+        )
+        .await
+    }
+
+    /// Like [`TestServer::start`], always on the redb file in `data_dir` (for tests of that
+    /// file itself, such as how a newer build reads an older build's file), also when the
+    /// suite runs on PostgreSQL.
+    pub async fn start_embedded(data_dir: &Path) -> TestServer {
+        Self::try_start_on(data_dir, ServiceOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("start the server on {}: {e}", data_dir.display()))
+    }
+
+    async fn try_start_on(
+        data_dir: &Path,
+        options: ServiceOptions,
+    ) -> Result<TestServer, StartError> {
         let dir = data_dir.to_owned();
         let options = ServiceOptions {
             compiler: crate::compiler(),

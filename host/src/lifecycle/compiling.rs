@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use super::{Lifecycle, rule_key};
 use crate::runtime::{EvalContext, LoadError, RuleModule};
 use crate::store::records::{LoadFailure, RuleRecord, RuleStatus};
-use crate::store::{self, StoreError};
+use crate::store::{self, Reader as _, StoreError};
 
 impl Lifecycle {
     /// Compiles `version` of tenant `t` from `bytes` in the background.
@@ -32,11 +32,9 @@ impl Lifecycle {
             let t = &view.record.id;
             let rules: Vec<RuleRecord> = store::scan(&txn, store::RULES, t)?;
             for rule in rules.iter().filter(|r| r.status == RuleStatus::Compiling) {
-                let bytes = {
-                    let table = txn.open_table(store::MODULES)?;
-                    let bytes = table.get(rule.sha256.as_str())?;
-                    bytes.map(|b| bytes::Bytes::copy_from_slice(b.value()))
-                };
+                let bytes = txn
+                    .get_bytes(store::MODULES, &rule.sha256)?
+                    .map(bytes::Bytes::from);
                 match bytes {
                     Some(bytes) => {
                         self.spawn_compile(t.clone(), rule.version, bytes);

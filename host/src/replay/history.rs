@@ -2,12 +2,13 @@
 //! replay or an export of a year of history then never holds one snapshot (and the pages it
 //! pins) for its whole run, and never decodes a ticket outside the asked period.
 
-use std::ops::{Bound, ControlFlow};
+use std::ops::ControlFlow;
 
 use jiff::Timestamp;
 
+use crate::store::Order::{Ascending, Descending};
 use crate::store::records::TicketRecord;
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Span, Store, StoreError};
 
 /// Tickets read per read transaction.
 pub const BATCH: usize = 256;
@@ -65,44 +66,20 @@ pub fn for_each(
     loop {
         let (records, last_key, full) = {
             let txn = store.read()?;
-            let index = txn.open_table(store::TICKETS_BY_CREATION)?;
-            let tickets = txn.open_table(store::TICKETS)?;
-            let (from, to) = match (order, &cursor) {
-                (_, None) => (
-                    Bound::Included(low.as_str()),
-                    Bound::Excluded(high.as_str()),
-                ),
-                (Order::OldestFirst, Some(c)) => {
-                    (Bound::Excluded(c.as_str()), Bound::Excluded(high.as_str()))
-                }
-                (Order::NewestFirst, Some(c)) => {
-                    (Bound::Included(low.as_str()), Bound::Excluded(c.as_str()))
-                }
+            let (span, direction) = match (order, &cursor) {
+                (Order::OldestFirst, None) => (Span::between(&low, &high), Ascending),
+                (Order::NewestFirst, None) => (Span::between(&low, &high), Descending),
+                (Order::OldestFirst, Some(c)) => (Span::after(c, Some(&high)), Ascending),
+                (Order::NewestFirst, Some(c)) => (Span::between(&low, c), Descending),
             };
-            let range = index.range::<&str>((from, to))?;
-            let keyed = |r: Result<(redb::AccessGuard<'_, &str>, _), _>| {
-                r.map(
-                    |(k, _): (redb::AccessGuard<'_, &str>, redb::AccessGuard<'_, &[u8]>)| {
-                        k.value().to_owned()
-                    },
-                )
-            };
-            let keys: Vec<String> = match order {
-                Order::OldestFirst => range.take(BATCH).map(keyed).collect::<Result<_, _>>()?,
-                Order::NewestFirst => range
-                    .rev()
-                    .take(BATCH)
-                    .map(keyed)
-                    .collect::<Result<_, _>>()?,
-            };
+            let keys = store::keys(&txn, store::TICKETS_BY_CREATION, span, direction, BATCH)?;
             let mut records = Vec::with_capacity(keys.len());
             for key in &keys {
                 let ticket_key = store::tenant_key(tenant, store::id_of_created_key(key));
-                if let Some(bytes) = tickets.get(ticket_key.as_str())? {
-                    let record: TicketRecord = store::decode(&ticket_key, bytes.value())?;
-                    if period.contains(record.ticket.created_at) {
-                        records.push(record);
-                    }
+                if let Some(record) = store::get::<TicketRecord>(&txn, store::TICKETS, &ticket_key)?
+                    && period.contains(record.ticket.created_at)
+                {
+                    records.push(record);
                 }
             }
             (records, keys.last().cloned(), keys.len() == BATCH)
@@ -131,14 +108,10 @@ pub fn for_ids(
     for chunk in ids.chunks(BATCH) {
         let records = {
             let txn = store.read()?;
-            let tickets = txn.open_table(store::TICKETS)?;
             let mut records = Vec::with_capacity(chunk.len());
             for id in chunk {
                 let key = store::tenant_key(tenant, id);
-                records.push(match tickets.get(key.as_str())? {
-                    Some(bytes) => Some(store::decode::<TicketRecord>(&key, bytes.value())?),
-                    None => None,
-                });
+                records.push(store::get::<TicketRecord>(&txn, store::TICKETS, &key)?);
             }
             records
         };
@@ -243,15 +216,17 @@ mod tests {
         let (f, _) = history(5).await;
         f.store
             .write(|txn| {
-                txn.open_table(store::TICKETS_BY_CREATION)?
-                    .retain(|_, _| false)?;
-                txn.open_table(store::META)?.retain(|_, _| false)?;
+                txn.clear(store::TICKETS_BY_CREATION)?;
+                txn.clear(store::META)?;
                 Ok(())
             })
             .await
             .unwrap();
         assert!(ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX).is_empty());
-        f.store.write(store::build_creation_index).await.unwrap();
+        let db = f.store.embedded().unwrap();
+        let txn = db.begin_write().unwrap();
+        store::build_creation_index(&txn).unwrap();
+        txn.commit().unwrap();
         let rebuilt = ids(&f.store, Period::default(), Order::OldestFirst, usize::MAX);
         assert_eq!(rebuilt, ["T-0", "T-1", "T-2", "T-3", "T-4"]);
     }

@@ -15,7 +15,7 @@ use crate::refusal::Refusal;
 use crate::store::aggregates::{
     self, Counts, Histogram, QUARTER_SECS, QUARTERS_PER_DAY, REPORT_COUNTS, REPORT_DURATIONS,
 };
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Order, Span, Store, StoreError};
 
 /// The longest period a report covers, in days.
 pub const MAX_DAYS: i64 = 400;
@@ -337,19 +337,17 @@ pub fn report(
     };
     let mut acc: BTreeMap<RowKey, Acc> = BTreeMap::new();
     let txn = store.read()?;
-    let counts = txn.open_table(REPORT_COUNTS)?;
-    let durations = txn.open_table(REPORT_DURATIONS)?;
     for (day, from, to) in period.ranges() {
         let (lo, hi) = aggregates::row_range(tenant, day, from, to);
-        for entry in counts.range(lo.as_str()..hi.as_str())? {
-            let (k, v) = entry?;
-            let Some(group) = parse_group(k.value()) else {
+        let span = Span::between(&lo, &hi);
+        for (k, v) in store::entries(&txn, REPORT_COUNTS, span, Order::Ascending, usize::MAX)? {
+            let Some(group) = parse_group(&k) else {
                 continue;
             };
             if group.metric.is_none() && by_clock {
                 continue;
             }
-            let mut c: Counts = store::decode(k.value(), v.value())?;
+            let mut c: Counts = store::decode(&k, &v)?;
             if group.metric.is_some() && !by_clock {
                 // The ticket's own figures come from its ticket row.
                 c = Counts {
@@ -361,13 +359,12 @@ pub fn report(
             }
             acc.entry(row_key(&group)).or_default().counts.add(&c, 1);
         }
-        for entry in durations.range(lo.as_str()..hi.as_str())? {
-            let (k, v) = entry?;
-            let Some(group) = parse_group(k.value()) else {
+        for (k, v) in store::entries(&txn, REPORT_DURATIONS, span, Order::Ascending, usize::MAX)? {
+            let Some(group) = parse_group(&k) else {
                 continue;
             };
             let Some(metric) = group.metric else { continue };
-            let hist: Histogram = store::decode(k.value(), v.value())?;
+            let hist: Histogram = store::decode(&k, &v)?;
             let slot = acc.entry(row_key(&group)).or_default();
             let into = match metric {
                 Metric::FirstResponse => &mut slot.first_response,

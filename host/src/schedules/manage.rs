@@ -2,8 +2,8 @@
 //! stored (it parses in its time zone, it fires, it does not fire more often than allowed),
 //! the change is audited in its transaction, and the runner is woken to take it into account.
 
+use crate::store::Reader as _;
 use jiff::{SignedDuration, Timestamp};
-use redb::ReadableTable as _;
 
 use super::{CronError, CronSpec, MAX_SCHEDULES, ScheduleEvent};
 use crate::refusal::{Refusal, Result};
@@ -54,9 +54,9 @@ pub async fn put(
             let key = store::tenant_key(&tenant.id, &id);
             let existing = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?;
             if existing.is_none() {
-                let table = txn.open_table(store::SCHEDULES)?;
                 let (from, to) = store::tenant_range(&tenant.id);
-                if table.range(from.as_str()..to.as_str())?.count() >= MAX_SCHEDULES {
+                let span = store::Span::between(&from, &to);
+                if store::count(txn, store::SCHEDULES, span)? >= MAX_SCHEDULES {
                     return Ok(Err(Refusal::conflict(
                         "too_many_schedules",
                         format!("a tenant may have at most {MAX_SCHEDULES} schedules"),
@@ -104,13 +104,10 @@ pub async fn delete(tenants: &Tenants, view: &TenantView, who: &str, id: &str) -
             &view.record.id,
             move |txn, tenant| -> Result<Result<(), Refusal>, StoreError> {
                 let key = store::tenant_key(&tenant.id, &id);
-                let removed = txn
-                    .open_table(store::SCHEDULES)?
-                    .remove(key.as_str())?
-                    .is_some();
-                if !removed {
+                if txn.get_bytes(store::SCHEDULES, &key)?.is_none() {
                     return Ok(Err(Refusal::not_found(format!("no schedule {id:?}"))));
                 }
+                txn.delete(store::SCHEDULES, &key)?;
                 let target = format!("schedules/{id}");
                 audit(txn, tenant, &who, "schedule.delete", &target, None).map(Ok)
             },

@@ -17,17 +17,15 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable as _, TableDefinition, WriteTransaction};
+use super::{Table, Write};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
 /// Counter rows: key `tenant/{d|q}/{day (7 digits) or quarter (8)}/{group}`, value [`Counts`].
-pub const REPORT_COUNTS: TableDefinition<'static, &str, &[u8]> =
-    TableDefinition::new("report_counts");
+pub const REPORT_COUNTS: Table = Table::new("report_counts");
 /// Duration rows, same keys: value `[[bucket, count], …]` by bucket.
-pub const REPORT_DURATIONS: TableDefinition<'static, &str, &[u8]> =
-    TableDefinition::new("report_durations");
+pub const REPORT_DURATIONS: Table = Table::new("report_durations");
 
 /// Seconds in a quarter hour, the finest period a report can start or end on.
 pub const QUARTER_SECS: i64 = 900;
@@ -296,7 +294,7 @@ pub(crate) fn discard() {
 }
 
 /// Writes the deltas folded so far into `txn` (the batch's, just before its commit).
-pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
+pub(crate) fn flush(txn: &Write<'_>) -> Result<(), StoreError> {
     let pending = PENDING.with(|p| p.borrow_mut().as_mut().map(std::mem::take));
     match pending {
         Some(rows) if !rows.is_empty() => write_rows(txn, rows),
@@ -308,7 +306,7 @@ pub(crate) fn flush(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// (the ticket's own transaction): on the writer thread the delta is folded into the batch's
 /// and written with it before the commit; elsewhere it is written at once.
 pub fn apply(
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     tenant: &str,
     old: Option<&Share>,
     new: Option<&Share>,
@@ -350,36 +348,29 @@ pub fn apply(
 }
 
 /// Adds each delta to its row, removing rows that come to nothing.
-fn write_rows(txn: &WriteTransaction, rows: BTreeMap<String, Delta>) -> Result<(), StoreError> {
-    let mut counts = txn.open_table(REPORT_COUNTS)?;
-    let mut durations = txn.open_table(REPORT_DURATIONS)?;
+fn write_rows(txn: &Write<'_>, rows: BTreeMap<String, Delta>) -> Result<(), StoreError> {
     for (key, (delta, hist)) in rows {
         if !delta.is_zero() {
-            let mut row: Counts = match counts.get(key.as_str())? {
-                Some(v) => super::decode(&key, v.value())?,
-                None => Counts::default(),
-            };
+            let mut row: Counts = super::get(txn, REPORT_COUNTS, &key)?.unwrap_or_default();
             row.add(&delta, 1);
             if row.is_zero() {
-                counts.remove(key.as_str())?;
+                txn.delete(REPORT_COUNTS, &key)?;
             } else {
-                counts.insert(key.as_str(), super::encode(&row).as_slice())?;
+                super::put_in(txn, REPORT_COUNTS, &key, &row)?;
             }
         }
         if !hist.is_empty() {
-            let mut row: BTreeMap<u32, i64> = match durations.get(key.as_str())? {
-                Some(v) => super::decode::<Histogram>(&key, v.value())?
-                    .into_iter()
-                    .collect(),
-                None => BTreeMap::new(),
-            };
+            let mut row: BTreeMap<u32, i64> = super::get::<Histogram>(txn, REPORT_DURATIONS, &key)?
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             let delta: Histogram = hist.into_iter().collect();
             merge_histogram(&mut row, &delta, 1);
             if row.is_empty() {
-                durations.remove(key.as_str())?;
+                txn.delete(REPORT_DURATIONS, &key)?;
             } else {
                 let row: Histogram = row.into_iter().collect();
-                durations.insert(key.as_str(), super::encode(&row).as_slice())?;
+                super::put_in(txn, REPORT_DURATIONS, &key, &row)?;
             }
         }
     }

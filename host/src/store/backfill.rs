@@ -3,9 +3,7 @@
 //! a chunk of tickets in memory at a time, and marked done in [`META`](super::META) so that
 //! later starts skip them.
 
-use std::ops::Bound;
-
-use redb::{ReadableTable as _, WriteTransaction};
+use super::{Order, Reader, Span, Write};
 
 use super::records::TicketRecord;
 use super::{META, Store, StoreError, TICKETS, decode, put_in};
@@ -23,13 +21,11 @@ pub fn once_over_tickets<F>(
     mut visit: F,
 ) -> Result<usize, StoreError>
 where
-    F: FnMut(&WriteTransaction, &str, &mut TicketRecord) -> Result<bool, StoreError>
-        + Send
-        + 'static,
+    F: FnMut(&Write<'_>, &str, &mut TicketRecord) -> Result<bool, StoreError> + Send + 'static,
 {
     {
         let txn = store.read()?;
-        if txn.open_table(META)?.get(flag)?.is_some() {
+        if txn.get_bytes(META, flag)?.is_some() {
             return Ok(0);
         }
     }
@@ -37,18 +33,24 @@ where
         let (mut after, mut changed) = (None::<String>, 0);
         loop {
             let (mut chunk, mut seen) = (Vec::with_capacity(CHUNK), 0);
-            {
-                let tickets = txn.open_table(TICKETS)?;
-                let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                for entry in tickets.range::<&str>((from, Bound::Unbounded))?.take(CHUNK) {
-                    let (k, v) = entry?;
-                    seen += 1;
-                    after = Some(k.value().to_owned());
-                    if let Ok(record) = decode::<TicketRecord>(k.value(), v.value()) {
-                        chunk.push((k.value().to_owned(), record));
+            let start = after.clone().unwrap_or_default();
+            txn.visit(
+                TICKETS,
+                Span::from(&start),
+                Order::Ascending,
+                CHUNK + 1,
+                &mut |k, v| {
+                    if after.is_some() && k == start {
+                        return Ok(true); // The last key of the previous chunk.
                     }
-                }
-            }
+                    seen += 1;
+                    after = Some(k.to_owned());
+                    if let Ok(record) = decode::<TicketRecord>(k, v) {
+                        chunk.push((k.to_owned(), record));
+                    }
+                    Ok(seen < CHUNK)
+                },
+            )?;
             let last = seen < CHUNK;
             for (key, mut record) in chunk {
                 let tenant = key.split('/').next().unwrap_or("").to_owned();
@@ -61,7 +63,7 @@ where
                 break;
             }
         }
-        txn.open_table(META)?.insert(flag, [].as_slice())?;
+        txn.put_bytes(META, flag, &[])?;
         Ok(changed)
     })
 }
@@ -84,12 +86,9 @@ mod tests {
             .unwrap();
         let bytes = {
             let txn = f.store.read().unwrap();
-            let t = txn.open_table(TICKETS).unwrap();
-            t.get(tenant_key("acme", "T-0").as_str())
+            txn.get_bytes(TICKETS, &tenant_key("acme", "T-0"))
                 .unwrap()
                 .unwrap()
-                .value()
-                .to_vec()
         };
         // 2.5 chunks of copies, and a record that does not parse in the middle.
         let copies = CHUNK * 5 / 2;

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableHandle,
 };
 use serde::Serialize;
 
@@ -48,7 +47,10 @@ impl Store {
     /// Writes a consistent copy of every table to a new file at `path`, which must not exist
     /// yet. Blocking: run it off the async threads.
     pub fn backup_to(&self, path: &Path) -> Result<Contents, StoreError> {
-        let snapshot = self.read()?;
+        let db = self.embedded().ok_or_else(|| {
+            StoreError::Postgres("a PostgreSQL database is backed up with pg_dump or PITR".into())
+        })?;
+        let snapshot = db.begin_read()?;
         copy(&snapshot, path)
     }
 }
@@ -60,7 +62,7 @@ fn copy(snapshot: &ReadTransaction, path: &Path) -> Result<Contents, StoreError>
     let target = Database::create(path)?;
     let mut contents = Contents::default();
     for table in TABLES {
-        let source = snapshot.open_table(table)?;
+        let source = snapshot.open_table(table.redb())?;
         let mut entries = source.iter()?;
         let mut copied = 0u64;
         loop {
@@ -69,7 +71,7 @@ fn copy(snapshot: &ReadTransaction, path: &Path) -> Result<Contents, StoreError>
                 .map_err(|e| StoreError::Redb(e.into()))?;
             let mut wrote = 0;
             {
-                let mut out = txn.open_table(table)?;
+                let mut out = txn.open_table(table.redb())?;
                 for entry in entries.by_ref().take(CHUNK) {
                     let (key, value) = entry?;
                     out.insert(key.value(), value.value())?;
@@ -139,7 +141,7 @@ pub fn inspect(path: &Path) -> Result<Contents, NotRestorable> {
     let txn = db.begin_read().map_err(|e| unreadable(e.to_string()))?;
     let mut contents = Contents::default();
     for table in TABLES {
-        match txn.open_table(table) {
+        match txn.open_table(table.redb()) {
             Ok(t) => {
                 let n = t.len().map_err(|e| unreadable(e.to_string()))?;
                 contents.tables.insert(table.name().to_owned(), n);
@@ -174,7 +176,7 @@ mod tests {
         };
         // More than one chunk, so the chunked copy is exercised.
         put(CHUNK as u32 + 10);
-        let snapshot = store.read().unwrap();
+        let snapshot = store.embedded().unwrap().begin_read().unwrap();
         put(CHUNK as u32 + 20);
         let copy_path = dir.path().join("copy.redb");
         let contents = copy(&snapshot, &copy_path).unwrap();

@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use redb::ReadableTable as _;
 use switchboard_rules::{ALWAYS_OPEN, Calendar, CalendarSpec};
 
 use super::{Tenants, audit, check_id, new_key};
 use crate::limits::Limits;
 use crate::refusal::{Refusal, Result};
 use crate::store::records::{AuditEntry, KeyRecord, Role, Settings, TenantRecord};
-use crate::store::{self, StoreError};
+use crate::store::{self, Order, Reader as _, Span};
 
 /// Most config entries, and the longest key and value.
 pub const MAX_CONFIG_ENTRIES: usize = 1000;
@@ -93,6 +92,7 @@ impl Tenants {
                 )?;
                 store::put_in(txn, store::KEYS, &stored.id, &stored)?;
                 store::put_in(txn, store::TENANTS, &tenant.id, &tenant)?;
+                super::bump_views(txn)?;
                 Ok(Some(tenant))
             })
             .await?;
@@ -175,11 +175,15 @@ impl Tenants {
     /// The keys with a role on tenant `t`, with that role.
     pub fn keys_of(&self, t: &str) -> Result<Vec<(KeyRecord, Role)>> {
         let txn = self.store.read()?;
-        let table = txn.open_table(store::KEYS).map_err(StoreError::from)?;
         let mut keys = Vec::new();
-        for entry in table.iter().map_err(StoreError::from)? {
-            let (k, v) = entry.map_err(StoreError::from)?;
-            let key: KeyRecord = store::decode(k.value(), v.value())?;
+        let all = store::decoded::<KeyRecord>(
+            &txn,
+            store::KEYS,
+            Span::ALL,
+            Order::Ascending,
+            usize::MAX,
+        )?;
+        for (_, key) in all {
             if let Some(role) = key.grants.get(t).copied() {
                 keys.push((key, role));
             }
@@ -312,38 +316,31 @@ impl Tenants {
         limit: usize,
     ) -> Result<(Vec<AuditEntry>, Option<u64>)> {
         let txn = self.store.read()?;
-        let table = match txn.open_table(store::AUDIT) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
-            Err(e) => return Err(StoreError::from(e).into()),
-        };
         let (first, end) = store::tenant_range(t);
         let (from, to) = match (filter.newest_first, after) {
             (false, Some(seq)) => (store::seq_key(t, seq.saturating_add(1)), end),
             (true, Some(seq)) => (first, store::seq_key(t, seq)),
             (_, None) => (first, end),
         };
-        let range = table
-            .range(from.as_str()..to.as_str())
-            .map_err(StoreError::from)?;
-        let entries: Box<dyn Iterator<Item = _>> = if filter.newest_first {
-            Box::new(range.rev())
+        let order = if filter.newest_first {
+            Order::Descending
         } else {
-            Box::new(range)
+            Order::Ascending
         };
-        let mut page = Vec::new();
-        for entry in entries {
-            let (k, v) = entry.map_err(StoreError::from)?;
-            let entry: AuditEntry = store::decode(k.value(), v.value())?;
+        let (mut page, mut next) = (Vec::new(), None);
+        let span = Span::between(&from, &to);
+        txn.visit(store::AUDIT, span, order, usize::MAX, &mut |k, v| {
+            let entry: AuditEntry = store::decode(k, v)?;
             if page.len() == limit {
-                let last = page.last().map(|e: &AuditEntry| e.seq);
-                return Ok((page, last));
+                next = page.last().map(|e: &AuditEntry| e.seq);
+                return Ok(false);
             }
             if filter.matches(&entry) {
                 page.push(entry);
             }
-        }
-        Ok((page, None))
+            Ok(true)
+        })?;
+        Ok((page, next))
     }
 }
 

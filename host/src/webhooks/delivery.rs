@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use rand::RngExt as _;
-use redb::ReadableTable;
+use rand::{Rng as _, RngExt as _};
 use tokio::sync::{Notify, mpsc};
 
 use super::outbox::Queued;
@@ -79,6 +78,39 @@ const DUE_SLACK: SignedDuration = SignedDuration::from_millis(100);
 /// How often a worker records the outcomes of a batch it is still sending.
 const RECORD_EVERY: Duration = Duration::from_millis(250);
 
+/// How long a node's lease on a delivery it sends lasts: longer than an attempt may take
+/// ([`ATTEMPT_TIMEOUT`]) plus the wait for its outcome to be recorded (at most one more
+/// attempt, [`RECORD_EVERY`] after the first). A dead node's deliveries go out again this
+/// long after it took them, at the latest.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// A node's hold on a delivery it is sending (the [`store::LEASES`] row).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Lease {
+    /// The node (its [`Dispatcher::node`]).
+    node: String,
+    /// When the hold runs out.
+    until: Timestamp,
+}
+
+/// What [`Dispatcher::take`] found.
+enum Taken {
+    /// Send it (the delivery, and its endpoint unless deleted).
+    Send(Box<(DeliveryRecord, Option<WebhookRecord>)>),
+    /// Settled, gone, or not due yet.
+    NotDue,
+    /// Another node holds it until then.
+    Held(Timestamp),
+}
+
+/// Whether `record` is pending with its next attempt due at `now`.
+fn is_due(record: &DeliveryRecord, now: Timestamp) -> bool {
+    record.state == DeliveryState::Pending
+        && record
+            .next_attempt_at
+            .is_none_or(|at| at <= now + DUE_SLACK)
+}
+
 /// What an attempt came to.
 struct Outcome {
     attempt: AttemptRecord,
@@ -88,6 +120,8 @@ struct Outcome {
 
 /// The delivery dispatcher.
 pub struct Dispatcher {
+    /// This node's id (in its leases and heartbeats on a shared database).
+    node: String,
     config: DeliveryConfig,
     client: reqwest::Client,
     queue: Mutex<BTreeSet<(Timestamp, String, String, String)>>,
@@ -149,7 +183,10 @@ impl Dispatcher {
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
+        let mut id = [0u8; 8];
+        rand::rng().fill_bytes(&mut id);
         Dispatcher {
+            node: format!("node_{}", hex::encode(id)),
             config,
             client,
             queue: Mutex::default(),
@@ -184,13 +221,17 @@ impl Dispatcher {
     /// Queues every pending delivery in the store (on start).
     pub fn recover(&self, store: &Store) -> Result<usize, StoreError> {
         let txn = store.read()?;
-        let table = txn.open_table(store::DELIVERIES)?;
         let mut items = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            let record: DeliveryRecord = store::decode(k.value(), v.value())?;
+        let all = store::Span::ALL;
+        for (k, record) in store::decoded::<DeliveryRecord>(
+            &txn,
+            store::DELIVERIES,
+            all,
+            store::Order::Ascending,
+            usize::MAX,
+        )? {
             if record.state == DeliveryState::Pending {
-                let tenant = k.value().split_once('/').map_or("", |(t, _)| t).to_owned();
+                let tenant = k.split_once('/').map_or("", |(t, _)| t).to_owned();
                 let due = record.next_attempt_at.unwrap_or(record.created_at);
                 items.push(Queued {
                     tenant,
@@ -322,20 +363,25 @@ impl Dispatcher {
         let mut outcomes = Vec::new();
         // Sent but not yet recorded, and not read at all: what goes back on a failure.
         let (mut unrecorded, mut unread): (Vec<&String>, Vec<&String>) = (Vec::new(), Vec::new());
+        let mut held: Vec<(&String, Timestamp)> = Vec::new();
         let mut since = Instant::now();
         let mut result = Ok(());
         for id in ids {
             let key = store::tenant_key(tenant, id);
-            let due = match self.still_due(store, tenant, &key) {
-                Ok(due) => due,
+            let (record, endpoint) = match self.take(store, tenant, &key).await {
+                Ok(Taken::Send(due)) => *due,
+                Ok(Taken::NotDue) => continue,
+                Ok(Taken::Held(until)) => {
+                    // Another node is sending it; look again once its lease has run out, in
+                    // case that node died first.
+                    held.push((id, until));
+                    continue;
+                }
                 Err(e) => {
                     result = Err(e);
                     unread.push(id);
                     continue;
                 }
-            };
-            let Some((record, endpoint)) = due else {
-                continue;
             };
             let outcome = self.attempt(&record, endpoint.as_ref()).await;
             outcomes.push((key, record.attempts.len(), outcome));
@@ -351,6 +397,12 @@ impl Dispatcher {
                 since = Instant::now();
             }
         }
+        self.enqueue(held.into_iter().map(|(id, until)| Queued {
+            tenant: tenant.to_owned(),
+            endpoint: endpoint.to_owned(),
+            id: id.clone(),
+            due: until + DUE_SLACK,
+        }));
         match self.record(store, tenant, outcomes).await {
             Ok(()) if result.is_ok() => return Ok(()),
             Ok(()) => {}
@@ -366,6 +418,48 @@ impl Dispatcher {
         result
     }
 
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The delivery at `key` and its endpoint, if it is pending and due now and (on a shared
+    /// database) this node could take it: no other node holds an unexpired lease on it. The
+    /// lease is written in the same transaction that checked it, so two nodes never both
+    /// take a delivery while its lease runs; a node that dies holding one leaves it to the
+    /// others once it has run out.
+    async fn take(&self, store: &Store, tenant: &str, key: &str) -> Result<Taken, StoreError> {
+        if !store.is_shared() {
+            return Ok(match self.still_due(store, tenant, key)? {
+                Some(due) => Taken::Send(Box::new(due)),
+                None => Taken::NotDue,
+            });
+        }
+        let (tenant, key, node) = (tenant.to_owned(), key.to_owned(), self.node.clone());
+        store
+            .write(move |txn| {
+                let now = Timestamp::now();
+                let Some(record) = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
+                else {
+                    return Ok(Taken::NotDue);
+                };
+                if !is_due(&record, now) {
+                    return Ok(Taken::NotDue);
+                }
+                if let Some(lease) = store::get_in::<Lease>(txn, store::LEASES, &key)?
+                    && lease.until > now
+                {
+                    return Ok(Taken::Held(lease.until));
+                }
+                let until = now + SignedDuration::try_from(LEASE).unwrap_or_default();
+                store::put_in(txn, store::LEASES, &key, &Lease { node, until })?;
+                let endpoint_key = store::tenant_key(&tenant, &record.endpoint);
+                let endpoint = store::get_in::<WebhookRecord>(txn, store::WEBHOOKS, &endpoint_key)?;
+                Ok(Taken::Send(Box::new((record, endpoint))))
+            })
+            .await
+    }
+
     /// The delivery at `key` and its endpoint, if it is pending and due now.
     #[allow(clippy::type_complexity)]
     fn still_due(
@@ -378,11 +472,7 @@ impl Dispatcher {
         let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, key)? else {
             return Ok(None);
         };
-        let due = record.state == DeliveryState::Pending
-            && record
-                .next_attempt_at
-                .is_none_or(|at| at <= Timestamp::now() + DUE_SLACK);
-        if !due {
+        if !is_due(&record, Timestamp::now()) {
             return Ok(None);
         }
         let endpoint = store::get::<WebhookRecord>(
@@ -447,6 +537,9 @@ impl Dispatcher {
             .write(move |txn| {
                 let mut retries = Vec::new();
                 for (key, attempts_before, outcome) in outcomes {
+                    if txn.is_shared() {
+                        txn.delete(store::LEASES, &key)?;
+                    }
                     let Some(mut current) =
                         store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
                     else {

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::store::{Order, Reader, Span, Write};
 use jiff::Timestamp;
 use rand::Rng as _;
-use redb::{ReadableTable, WriteTransaction};
 use serde_json::{Value, json};
 
 use super::EventType;
@@ -37,24 +37,14 @@ pub fn message_id(now: Timestamp) -> String {
 }
 
 /// The endpoints of `tenant`, read inside a write transaction.
-pub fn endpoints_in(
-    txn: &WriteTransaction,
-    tenant: &str,
-) -> Result<Vec<WebhookRecord>, StoreError> {
-    let table = txn.open_table(store::WEBHOOKS)?;
-    let (from, to) = store::tenant_range(tenant);
-    let mut out = Vec::new();
-    for entry in table.range(from.as_str()..to.as_str())? {
-        let (k, v) = entry?;
-        out.push(store::decode(k.value(), v.value())?);
-    }
-    Ok(out)
+pub fn endpoints_in(txn: &Write<'_>, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
+    store::scan(txn, store::WEBHOOKS, tenant)
 }
 
 /// Queues `event` with `data` for every endpoint of `tenant` subscribed to it, inside `txn`.
 /// The body is the Standard Webhooks envelope `{"type", "timestamp", "data"}`.
 pub fn emit(
-    txn: &WriteTransaction,
+    txn: &Write<'_>,
     tenant: &str,
     event: EventType,
     data: Value,
@@ -118,21 +108,25 @@ fn old_finished(
             .is_some_and(|ms| ms < cutoff_ms)
     };
     let txn = store.read()?;
-    let table = txn.open_table(store::DELIVERIES)?;
     let mut keys = Vec::new();
-    for entry in table.range::<&str>((
-        std::ops::Bound::Excluded(after.as_str()),
-        std::ops::Bound::Unbounded,
-    ))? {
-        let (k, v) = entry?;
-        after = k.value().to_owned();
-        if old(k.value()) && finished(&store::decode(k.value(), v.value())?) {
-            keys.push(k.value().to_owned());
-            if keys.len() == SWEEP_BATCH {
-                break;
+    let start = after.clone();
+    let span = Span::from(&start);
+    txn.visit(
+        store::DELIVERIES,
+        span,
+        Order::Ascending,
+        usize::MAX,
+        &mut |k, v| {
+            if k == start {
+                return Ok(true); // The last key of the previous pass.
             }
-        }
-    }
+            after = k.to_owned();
+            if old(k) && finished(&store::decode(k, v)?) {
+                keys.push(k.to_owned());
+            }
+            Ok(keys.len() < SWEEP_BATCH)
+        },
+    )?;
     Ok((keys, after))
 }
 
@@ -161,16 +155,15 @@ pub async fn sweep(store: &store::Store, cutoff: Timestamp) -> Result<usize, Sto
         let done = keys.len() < SWEEP_BATCH;
         total += store
             .write(move |txn| {
-                let mut table = txn.open_table(store::DELIVERIES)?;
                 let mut removed = 0;
                 for k in keys {
                     // A manual retry may have made it pending again since the snapshot.
-                    let still = match table.get(k.as_str())? {
-                        Some(v) => finished(&store::decode(&k, v.value())?),
+                    let still = match store::get(txn, store::DELIVERIES, &k)? {
+                        Some(record) => finished(&record),
                         None => false,
                     };
                     if still {
-                        table.remove(k.as_str())?;
+                        txn.delete(store::DELIVERIES, &k)?;
                         removed += 1;
                     }
                 }
@@ -236,12 +229,14 @@ mod tests {
             "nothing more to do"
         );
         let txn = store.read().unwrap();
-        let table = txn.open_table(store::DELIVERIES).unwrap();
-        let mut left: Vec<String> = table
-            .iter()
-            .unwrap()
-            .map(|e| e.unwrap().0.value().to_owned())
-            .collect();
+        let mut left = store::keys(
+            &txn,
+            store::DELIVERIES,
+            Span::ALL,
+            Order::Ascending,
+            usize::MAX,
+        )
+        .unwrap();
         left.sort();
         expected_left.sort();
         assert_eq!(left, expected_left);
