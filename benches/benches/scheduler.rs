@@ -12,7 +12,8 @@
 //! fires).
 //!
 //! `cargo bench -p switchboard-benches --bench scheduler` (env: `SB_TIMERS`, `SB_TENANTS`,
-//! `SB_WINDOW_SECS`, `SB_LEAD_SECS`).
+//! `SB_WINDOW_SECS`, `SB_LEAD_SECS`; `SB_STORE=postgres` runs the server on a private
+//! PostgreSQL cluster started for the run, fsync on, instead of the redb file).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use redb::ReadableTableMetadata as _;
 use serde_json::json;
+use switchboard_host::service::ServiceOptions;
 use switchboard_host::webhooks::{DeliveryConfig, UrlPolicy};
 use switchboard_tests::receiver::Receiver;
 use switchboard_tests::server::TestServer;
@@ -44,6 +46,24 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the timers cost in the redb file.
+fn redb_sizes(db: &redb::Database, timers: usize, file: &std::path::Path) {
+    let txn = redb::ReadableDatabase::begin_read(db).expect("read");
+    let table = txn
+        .open_table(switchboard_host::store::TIMERS.redb())
+        .expect("timers");
+    let stats = table.stats().expect("stats");
+    let rows = table.len().expect("len");
+    let file = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "pending timer rows: {rows}; timers table {:.1} bytes/timer stored + {:.1} metadata + {:.1} fragmented; whole redb file {:.0} bytes/ticket",
+        stats.stored_bytes() as f64 / rows as f64,
+        stats.metadata_bytes() as f64 / rows as f64,
+        stats.fragmented_bytes() as f64 / rows as f64,
+        file as f64 / timers as f64
+    );
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -62,14 +82,24 @@ async fn main() {
     let window = env("SB_WINDOW_SECS", 20) as i64;
     let lead = env("SB_LEAD_SECS", 40) as i64;
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start_with(
-        dir.path(),
-        DeliveryConfig {
+    let on_postgres = std::env::var("SB_STORE").is_ok_and(|s| s == "postgres");
+    let cluster = on_postgres.then(|| {
+        let cluster = switchboard_tests::postgres::Cluster::start();
+        cluster.create_database("bench");
+        cluster
+    });
+    let options = ServiceOptions {
+        delivery: DeliveryConfig {
             policy: UrlPolicy::parse("127.0.0.1/32").expect("policy"),
             ..DeliveryConfig::default()
         },
-    )
-    .await;
+        database: cluster.as_ref().map(|c| c.url("bench")),
+        ..ServiceOptions::default()
+    };
+    let server = TestServer::try_start_options(dir.path(), options)
+        .await
+        .expect("start the server");
+    println!("store: {}", if on_postgres { "PostgreSQL" } else { "redb" });
     let mut receiver = Receiver::start().await;
     let api = server.api();
 
@@ -142,38 +172,18 @@ async fn main() {
         Timestamp::now() < start,
         "creating {timers} tickets took {creation:?}, past the first due instant: raise SB_LEAD_SECS"
     );
-    let (rows, stored, metadata, fragmented) = {
-        let service = server.service();
-        let db = service.store.embedded().expect("a redb store");
-        let txn = redb::ReadableDatabase::begin_read(&**db).expect("read");
-        let table = txn
-            .open_table(switchboard_host::store::TIMERS.redb())
-            .expect("timers");
-        let stats = table.stats().expect("stats");
-        (
-            table.len().expect("len"),
-            stats.stored_bytes(),
-            stats.metadata_bytes(),
-            stats.fragmented_bytes(),
-        )
-    };
-    let file = std::fs::metadata(dir.path().join("switchboard.redb"))
-        .map(|m| m.len())
-        .unwrap_or(0);
     println!(
         "created {timers} tickets over {tenants} tenants in {:.1} s ({:.0}/s, 64 clients)",
         creation.as_secs_f64(),
         timers as f64 / creation.as_secs_f64()
     );
+    let service = server.service();
+    if let Some(db) = service.store.embedded() {
+        redb_sizes(db, timers, &dir.path().join("switchboard.redb"));
+    }
+    drop(service);
     println!(
-        "pending timer rows: {rows}; timers table {:.1} bytes/timer stored + {:.1} metadata + {:.1} fragmented; whole redb file {:.0} bytes/ticket",
-        stored as f64 / rows as f64,
-        metadata as f64 / rows as f64,
-        fragmented as f64 / rows as f64,
-        file as f64 / timers as f64
-    );
-    println!(
-        "process RSS {} -> {} KiB: {:.1} bytes per pending timer (the scheduler itself keeps only the next instant in memory; this is redb's cache and allocator growth)",
+        "process RSS {} -> {} KiB: {:.1} bytes per pending timer (the scheduler itself keeps only the next instant in memory; this is the store's cache and allocator growth)",
         rss_before,
         rss_after,
         (rss_after.saturating_sub(rss_before) * 1024) as f64 / timers as f64

@@ -46,6 +46,8 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut beat: Option<Instant> = None;
+    // Set when a node was found dead and its deliveries are not queued here yet.
+    let mut rescue = false;
     let mut hints = store.hints();
     loop {
         if *stop.borrow() {
@@ -64,14 +66,23 @@ pub async fn run(
                 Ok(dead) if dead.is_empty() => {}
                 Ok(dead) => {
                     tracing::warn!(nodes = ?dead, "nodes stopped; queueing their deliveries here");
-                    let (store, deliveries) = (store.clone(), deliveries.clone());
-                    match tokio::task::spawn_blocking(move || deliveries.recover(&store)).await {
-                        Ok(Ok(n)) => tracing::info!(deliveries = n, "pending deliveries queued"),
-                        Ok(Err(e)) => tracing::error!(error = %e, "queueing deliveries failed"),
-                        Err(e) => tracing::error!(error = %e, "the recovery task failed"),
-                    }
+                    rescue = true;
                 }
                 Err(e) => tracing::error!(error = %e, "writing the heartbeat failed"),
+            }
+            if rescue {
+                // Until it works: the dead node's row is gone, so nothing would start it again.
+                let (store, deliveries) = (store.clone(), deliveries.clone());
+                match tokio::task::spawn_blocking(move || deliveries.recover(&store)).await {
+                    Ok(Ok(n)) => {
+                        tracing::info!(deliveries = n, "pending deliveries queued");
+                        rescue = false;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "queueing deliveries failed; retrying")
+                    }
+                    Err(e) => tracing::error!(error = %e, "the recovery task failed; retrying"),
+                }
             }
         }
         let hinted = async {

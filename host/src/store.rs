@@ -541,22 +541,34 @@ fn commit_postgres(
             Err(e) => return fail_all(batch, e.to_string()),
         }
     }
-    let conn = connection.clone().expect("set above");
+    let conn = connection.take().expect("set above");
     let txn = match pg::PgWrite::begin(pg, conn) {
         Ok(t) => t,
         Err(e) => return fail_all(batch, e.to_string()),
     };
+    *connection = Some(txn.connection());
     let (all_ok, completions) = apply(
         &Write {
             inner: txn::WriteInner::Postgres(&txn),
         },
         batch,
     );
-    let commit = if all_ok {
-        txn.commit().map_err(|e| e.to_string())
-    } else {
-        let _ = txn.rollback();
-        Err(BATCH_FAILED.to_owned())
+    let ended = if all_ok { txn.commit() } else { txn.rollback() };
+    if ended.is_err() {
+        // The transaction may still be open (aborted) on this connection, and nothing would
+        // end it: the connection goes, and the server rolls back what it held.
+        if let Some(conn) = connection
+            .take()
+            .and_then(|c| std::sync::Arc::try_unwrap(c).ok())
+        {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+    let commit = match ended {
+        Ok(()) if all_ok => Ok(()),
+        Ok(()) => Err(BATCH_FAILED.to_owned()),
+        Err(e) if all_ok => Err(e.to_string()),
+        Err(_) => Err(BATCH_FAILED.to_owned()),
     };
     (commit, completions)
 }

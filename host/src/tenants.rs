@@ -94,7 +94,7 @@ pub struct Tenants {
     admin_token_sha256: [u8; 32],
     caps: Limits,
     /// The views' revision these views were loaded at (see [`Tenants::refresh`]).
-    seen: std::sync::atomic::AtomicU64,
+    seen: RwLock<Option<String>>,
 }
 
 impl std::fmt::Debug for Tenants {
@@ -164,7 +164,7 @@ impl Tenants {
             keys: RwLock::default(),
             modules: RwLock::default(),
             admin_token_sha256: sha256(admin_token.as_bytes()),
-            seen: std::sync::atomic::AtomicU64::new(0),
+            seen: RwLock::default(),
         };
         let (revision, keys, records) = tenants.load_all()?;
         for key in keys {
@@ -173,16 +173,15 @@ impl Tenants {
         for record in records {
             tenants.put_tenant(record)?;
         }
-        tenants
-            .seen
-            .store(revision, std::sync::atomic::Ordering::Release);
+        *tenants.seen.write().expect("seen lock") = revision;
         Ok(tenants)
     }
 
     /// The views' revision, and every key and tenant, from one snapshot.
-    fn load_all(&self) -> Result<(u64, Vec<KeyRecord>, Vec<TenantRecord>), StoreError> {
+    #[allow(clippy::type_complexity)]
+    fn load_all(&self) -> Result<(Option<String>, Vec<KeyRecord>, Vec<TenantRecord>), StoreError> {
         let txn = self.store.read()?;
-        let revision = store::get(&txn, store::META, VIEWS_REVISION)?.unwrap_or(0);
+        let revision = store::get(&txn, store::META, VIEWS_REVISION)?;
         let (all, up) = (Span::ALL, Order::Ascending);
         let keys = store::decoded(&txn, store::KEYS, all, up, usize::MAX)?;
         let tenants = store::decoded(&txn, store::TENANTS, all, up, usize::MAX)?;
@@ -194,14 +193,15 @@ impl Tenants {
     /// Catches the views up with changes other nodes committed: when the views' revision
     /// moved, reloads the keys and tenants and replaces every view that is older than its
     /// record (a key revoked elsewhere is refused here from then on). One read when nothing
-    /// changed. Answers how many views were replaced. Blocking (it may compile a module).
+    /// changed. Answers how many views were replaced; a tenant whose view no longer builds
+    /// keeps its old one (and is logged), the others are still replaced. Blocking (it may
+    /// compile a module).
     pub fn refresh(&self) -> Result<usize, ViewError> {
-        use std::sync::atomic::Ordering;
-        let current: u64 = {
+        let current: Option<String> = {
             let txn = self.store.read()?;
-            store::get(&txn, store::META, VIEWS_REVISION)?.unwrap_or(0)
+            store::get(&txn, store::META, VIEWS_REVISION)?
         };
-        if current == self.seen.load(Ordering::Acquire) {
+        if current == *self.seen.read().expect("seen lock") {
             return Ok(0);
         }
         let (revision, keys, records) = self.load_all()?;
@@ -223,11 +223,16 @@ impl Tenants {
                 .get(&record.id)
                 .is_none_or(|v| v.record.revision < record.revision)
             {
-                self.put_tenant(record)?;
-                replaced += 1;
+                let id = record.id.clone();
+                match self.put_tenant(record) {
+                    Ok(_) => replaced += 1,
+                    Err(e) => {
+                        tracing::error!(tenant = %id, error = %e, "a tenant changed elsewhere does not load here; its old view stays")
+                    }
+                }
             }
         }
-        self.seen.fetch_max(revision, Ordering::AcqRel);
+        *self.seen.write().expect("seen lock") = revision;
         Ok(replaced)
     }
 
@@ -389,17 +394,21 @@ impl Tenants {
     }
 }
 
-/// The [`store::META`] key of the views' revision: advanced by every transaction that changes
-/// a tenant or a key, so that other nodes on a shared database see that their views are out of
-/// date with one read ([`Tenants::refresh`]).
+/// The [`store::META`] key of the views' revision: a fresh token written by every transaction
+/// that changes a tenant or a key, so that other nodes on a shared database see that their
+/// views are out of date with one read ([`Tenants::refresh`]).
 const VIEWS_REVISION: &str = "views/revision";
 
-/// Advances the views' revision inside `txn` (the read locks it: concurrent changes on other
-/// nodes take turns).
+/// Marks the views changed inside `txn`: a new token, written without reading the old one,
+/// so that changes of different tenants on different nodes never wait for each other here.
 pub(crate) fn bump_views(txn: &Write<'_>) -> Result<(), StoreError> {
-    let n: u64 = store::get_in(txn, store::META, VIEWS_REVISION)?.unwrap_or(0);
+    let token = format!(
+        "{}-{:016x}",
+        Timestamp::now().as_millisecond(),
+        rand::rng().next_u64()
+    );
     txn.notify();
-    store::put_in(txn, store::META, VIEWS_REVISION, &(n + 1))
+    store::put_in(txn, store::META, VIEWS_REVISION, &token)
 }
 
 /// Appends an audit entry for `tenant` inside `txn`, advancing its sequence.

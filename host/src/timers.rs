@@ -344,31 +344,23 @@ pub async fn fire_due(
 ) -> Result<Option<Timestamp>, StoreError> {
     let upper = format!("{:013}~", now.as_millisecond());
     loop {
-        // The calendars of the tenants with due timers, so the write below reads clocks
-        // without holding the tenant views (the writer thread must never own the last
-        // handle of anything that holds the store).
-        let mut calendars = HashMap::new();
-        let mut due = 0;
+        // Every tenant's calendars, so the write below reads clocks without holding the
+        // tenant views (the writer thread must never own the last handle of anything that
+        // holds the store); every tenant's, since on a shared database the write may claim
+        // other rows than a read here would see (another node took those).
         {
             let txn = store.read()?;
             let span = Span::below(&upper);
-            for (_, timer) in store::decoded::<TimerRecord>(
-                &txn,
-                store::TIMERS,
-                span,
-                Order::Ascending,
-                FIRE_BATCH,
-            )? {
-                due += 1;
-                if let Some(view) = tenants.get(&timer.tenant) {
-                    calendars.insert(timer.tenant, view.calendars.clone());
-                }
-            }
-            if due == 0 {
+            if store::keys(&txn, store::TIMERS, span, Order::Ascending, 1)?.is_empty() {
                 // Nothing due: no write, just the next instant.
                 return first_due(&txn);
             }
         }
+        let calendars: HashMap<String, Arc<CalendarSet>> = tenants
+            .all()
+            .into_iter()
+            .map(|view| (view.record.id.clone(), view.calendars.clone()))
+            .collect();
         let upper = upper.clone();
         let (queued, more, next) = store
             .write(move |txn| fire_batch(&calendars, txn, &upper, now))

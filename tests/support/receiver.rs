@@ -67,6 +67,9 @@ pub struct Receiver {
     pub secrets: Arc<Mutex<Vec<String>>>,
     /// What it answers next.
     pub script: Script,
+    /// While `true`, every request is received (and handed to the test) but not answered:
+    /// its sender waits, as on a slow receiver.
+    pub hold: tokio::sync::watch::Sender<bool>,
     rx: mpsc::UnboundedReceiver<Received>,
     /// The server task (abort it to take the receiver down).
     pub task: tokio::task::JoinHandle<()>,
@@ -78,11 +81,12 @@ pub async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
     let secrets: Arc<Mutex<Vec<String>>> = Arc::default();
     let script: Script = Arc::default();
     let (tx, rx) = mpsc::unbounded_channel();
-    let (s2, sc2) = (secrets.clone(), script.clone());
+    let hold = tokio::sync::watch::Sender::new(false);
+    let (s2, sc2, h2) = (secrets.clone(), script.clone(), hold.clone());
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let (secrets, script, tx) = (s2.clone(), sc2.clone(), tx.clone());
+            let (secrets, script, tx, hold) = (s2.clone(), sc2.clone(), tx.clone(), h2.clone());
             async move {
                 let verified = secrets
                     .lock()
@@ -97,6 +101,7 @@ pub async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
                     at: Instant::now(),
                     wall: jiff::Timestamp::now(),
                 });
+                let _ = hold.subscribe().wait_for(|held| !held).await;
                 let (status, retry_after) =
                     script.lock().unwrap().pop_front().unwrap_or((200, None));
                 let mut response = axum::response::Response::new(axum::body::Body::empty());
@@ -117,6 +122,7 @@ pub async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
         addr,
         secrets,
         script,
+        hold,
         rx,
         task,
     }

@@ -1,7 +1,7 @@
 //! The shared engine behind the seam: PostgreSQL, for several `serve` nodes on one database.
-//! Each table of the seam is a table `(key text collate "C" primary key, value bytea)`, so
-//! keys order as bytes, exactly as in redb, and every range the domain reads is an index
-//! range.
+//! Each table of the seam is a table `(key bytea primary key, value bytea)`, so keys order
+//! as bytes, exactly as in redb (and hold any UTF-8, NUL included), and every range the
+//! domain reads is an index range.
 //!
 //! The domain's transactions are synchronous closures on the writer thread (that is what
 //! makes group commit cheap), so this engine runs its own small tokio runtime for the
@@ -180,6 +180,26 @@ impl Pg {
     }
 }
 
+/// The advisory lock of `key` in `table`: the first 8 bytes of the SHA-256 of `table/key`, the
+/// same on every node and every build (a collision only makes two keys take turns).
+fn lock_id(table: Table, key: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(table.name())
+        .chain_update(b"/")
+        .chain_update(key)
+        .finalize();
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// A key as stored (`bytea`: byte order, like redb, and any UTF-8 including NUL).
+fn key_of(bytes: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        error: "a key that is not UTF-8".into(),
+    })
+}
+
 fn get_sql(table: Table) -> String {
     format!(r#"SELECT value FROM "{}" WHERE key = $1"#, table.name())
 }
@@ -209,11 +229,17 @@ async fn page(
     );
     let statement = conn.prepare_cached(&sql).await?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let from = from.as_bytes();
     let rows = match to {
-        Some(to) => conn.query(&statement, &[&from, &limit, &to]).await?,
+        Some(to) => {
+            conn.query(&statement, &[&from, &limit, &to.as_bytes()])
+                .await?
+        }
         None => conn.query(&statement, &[&from, &limit]).await?,
     };
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    rows.iter()
+        .map(|r| Ok((key_of(r.get(0))?, r.get(1))))
+        .collect()
 }
 
 /// Visits `span` of `table` on `conn` a page at a time.
@@ -291,7 +317,7 @@ impl PgRead {
 
     /// One key.
     pub(crate) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let (conn, key) = (self.conn().clone(), key.to_owned());
+        let (conn, key) = (self.conn().clone(), key.as_bytes().to_vec());
         self.pg.block(async move {
             let statement = conn.prepare_cached(&get_sql(table)).await?;
             let row = conn.query_opt(&statement, &[&key]).await?;
@@ -351,7 +377,13 @@ impl PgWrite {
     /// Begins a transaction on `conn`.
     pub(crate) fn begin(pg: &Arc<Pg>, conn: Arc<Object>) -> Result<PgWrite, StoreError> {
         let c = conn.clone();
-        pg.block(async move { c.batch_execute("BEGIN").await })??;
+        if let Err(e) = pg.block(async move { c.batch_execute("BEGIN").await })? {
+            // Not back to the pool: whatever state it is in, it is not a fresh session.
+            if let Ok(conn) = Arc::try_unwrap(conn) {
+                drop(Object::take(conn));
+            }
+            return Err(e.into());
+        }
         Ok(PgWrite {
             pg: pg.clone(),
             conn,
@@ -359,6 +391,11 @@ impl PgWrite {
             locked: RefCell::default(),
             notify: std::cell::Cell::new(false),
         })
+    }
+
+    /// Its connection.
+    pub(crate) fn connection(&self) -> Arc<Object> {
+        self.conn.clone()
     }
 
     /// One key: this transaction's own write of it, or the stored value, read under the
@@ -369,18 +406,21 @@ impl PgWrite {
             return Ok(value.clone());
         }
         let lock = self.locked.borrow_mut().insert(id);
-        let (conn, key) = (self.conn.clone(), key.to_owned());
+        let (conn, id, key) = (
+            self.conn.clone(),
+            lock_id(table, key),
+            key.as_bytes().to_vec(),
+        );
         self.pg.block(async move {
             let statement = conn.prepare_cached(&get_sql(table)).await?;
             let row = if lock {
                 let locker = conn
-                    .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .prepare_cached("SELECT pg_advisory_xact_lock($1)")
                     .await?;
-                let name = format!("{}/{key}", table.name());
                 // Both go out before either answer is read: one round trip. The select's
                 // snapshot is taken after the lock is granted (read committed).
                 let (_, row) = futures_util::future::try_join(
-                    conn.execute(&locker, &[&name]),
+                    conn.execute(&locker, &[&id]),
                     conn.query_opt(&statement, &[&key]),
                 )
                 .await?;
@@ -398,12 +438,12 @@ impl PgWrite {
         if self.locked.borrow().contains(&id) {
             return Ok(true);
         }
-        let (conn, name) = (self.conn.clone(), format!("{}/{key}", table.name()));
+        let (conn, id_of_lock) = (self.conn.clone(), lock_id(table, key));
         let taken: bool = self.pg.block(async move {
             let statement = conn
-                .prepare_cached("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+                .prepare_cached("SELECT pg_try_advisory_xact_lock($1)")
                 .await?;
-            Ok::<_, StoreError>(conn.query_one(&statement, &[&name]).await?.get(0))
+            Ok::<_, StoreError>(conn.query_one(&statement, &[&id_of_lock]).await?.get(0))
         })??;
         if taken {
             self.locked.borrow_mut().insert(id);
@@ -470,16 +510,16 @@ impl PgWrite {
             return Ok(());
         }
         // Per table: keys and values to upsert, keys to delete.
-        type Rows = (Vec<String>, Vec<Vec<u8>>, Vec<String>);
+        type Rows = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
         let mut by_table: BTreeMap<Table, Rows> = BTreeMap::new();
         for ((t, key), value) in taken {
             let slot = by_table.entry(t).or_default();
             match value {
                 Some(v) => {
-                    slot.0.push(key);
+                    slot.0.push(key.into_bytes());
                     slot.1.push(v);
                 }
-                None => slot.2.push(key),
+                None => slot.2.push(key.into_bytes()),
             }
         }
         let conn = self.conn.clone();
@@ -488,14 +528,14 @@ impl PgWrite {
             for (t, (keys, values, deleted)) in &by_table {
                 if !keys.is_empty() {
                     let sql = format!(
-                        r#"INSERT INTO "{}" (key, value) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"#,
+                        r#"INSERT INTO "{}" (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"#,
                         t.name()
                     );
                     let params: Vec<&(dyn ToSql + Sync)> = vec![keys, values];
                     work.push((conn.prepare_cached(&sql).await?, params));
                 }
                 if !deleted.is_empty() {
-                    let sql = format!(r#"DELETE FROM "{}" WHERE key = ANY($1::text[])"#, t.name());
+                    let sql = format!(r#"DELETE FROM "{}" WHERE key = ANY($1::bytea[])"#, t.name());
                     let params: Vec<&(dyn ToSql + Sync)> = vec![deleted];
                     work.push((conn.prepare_cached(&sql).await?, params));
                 }
@@ -538,10 +578,37 @@ impl PgWrite {
     }
 }
 
+/// The connection settings of `url`, with what a node needs on top whatever the URL says:
+/// a transaction left idle (its node hung or cut off mid-batch) is ended by the server after
+/// [`IDLE_IN_TRANSACTION`], so its locks do not hold the other nodes up for longer; a lock
+/// wait gives up after [`LOCK_TIMEOUT`] (that batch fails, nothing in it is stored); and TCP
+/// keepalives notice a vanished peer in seconds, not hours.
 fn config_of(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    url.parse()
-        .map_err(|e| StoreError::Postgres(format!("database url: {e}")))
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Postgres(format!("database url: {e}")))?;
+    let options = format!(
+        "{} -c idle_in_transaction_session_timeout={}ms -c lock_timeout={}ms",
+        config.get_options().unwrap_or_default(),
+        IDLE_IN_TRANSACTION.as_millis(),
+        LOCK_TIMEOUT.as_millis()
+    );
+    config
+        .options(options.trim())
+        .application_name("switchboard")
+        .connect_timeout(Duration::from_secs(10))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(20));
+    Ok(config)
 }
+
+/// How long the server lets a transaction sit idle before it ends it.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
+/// How long a statement waits for a lock.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Listens on [`CHANNEL`] for as long as the runtime runs, reconnecting a second after the
 /// connection drops; counts every notification into `hints`, and every (re)connection too,

@@ -533,11 +533,17 @@ impl Dispatcher {
         if outcomes.is_empty() {
             return Ok(());
         }
+        let node = self.node.clone();
         let retries = store
             .write(move |txn| {
                 let mut retries = Vec::new();
                 for (key, attempts_before, outcome) in outcomes {
-                    if txn.is_shared() {
+                    // This node's lease ends with the outcome; one another node took after
+                    // it ran out is that node's.
+                    if txn.is_shared()
+                        && store::get_in::<Lease>(txn, store::LEASES, &key)?
+                            .is_some_and(|l| l.node == node)
+                    {
                         txn.delete(store::LEASES, &key)?;
                     }
                     let Some(mut current) =
