@@ -93,6 +93,43 @@ struct Lease {
     until: Timestamp,
 }
 
+/// Deliveries a node takes in one transaction on a shared database.
+const TAKE_AHEAD: usize = 16;
+/// Room kept in a lease for recording the outcome after an attempt.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Takes delivery `key` for `node` until `until` inside `txn`, if it is due and no other
+/// node holds an unexpired lease on it (this node's own lease is renewed).
+fn take_in(
+    txn: &store::Write<'_>,
+    tenant: &str,
+    key: &str,
+    node: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<Taken, StoreError> {
+    let Some(record) = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, key)? else {
+        return Ok(Taken::NotDue);
+    };
+    if !is_due(&record, now) {
+        return Ok(Taken::NotDue);
+    }
+    if let Some(lease) = store::get_in::<Lease>(txn, store::LEASES, key)?
+        && lease.until > now
+        && lease.node != node
+    {
+        return Ok(Taken::Held(lease.until));
+    }
+    let lease = Lease {
+        node: node.to_owned(),
+        until,
+    };
+    store::put_in(txn, store::LEASES, key, &lease)?;
+    let endpoint_key = store::tenant_key(tenant, &record.endpoint);
+    let endpoint = store::get_in::<WebhookRecord>(txn, store::WEBHOOKS, &endpoint_key)?;
+    Ok(Taken::Send(Box::new((record, endpoint))))
+}
+
 /// What [`Dispatcher::take`] found.
 enum Taken {
     /// Send it (the delivery, and its endpoint unless deleted).
@@ -366,9 +403,11 @@ impl Dispatcher {
         let mut held: Vec<(&String, Timestamp)> = Vec::new();
         let mut since = Instant::now();
         let mut result = Ok(());
-        for id in ids {
-            let key = store::tenant_key(tenant, id);
-            let (record, endpoint) = match self.take(store, tenant, &key).await {
+        let keys: Vec<String> = ids.iter().map(|id| store::tenant_key(tenant, id)).collect();
+        let mut ahead = HashMap::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            let key = keys[i].clone();
+            let (record, endpoint) = match self.take(store, tenant, &keys[i..], &mut ahead).await {
                 Ok(Taken::Send(due)) => *due,
                 Ok(Taken::NotDue) => continue,
                 Ok(Taken::Held(until)) => {
@@ -428,36 +467,48 @@ impl Dispatcher {
     /// lease is written in the same transaction that checked it, so two nodes never both
     /// take a delivery while its lease runs; a node that dies holding one leaves it to the
     /// others once it has run out.
-    async fn take(&self, store: &Store, tenant: &str, key: &str) -> Result<Taken, StoreError> {
+    ///
+    /// On a shared database the next [`TAKE_AHEAD`] deliveries of `keys` are taken in one
+    /// transaction (one commit for many sends, not one each); `keys[0]` is the one answered,
+    /// the rest go into `ahead`, to be used while their lease has room for an attempt.
+    async fn take(
+        &self,
+        store: &Store,
+        tenant: &str,
+        keys: &[String],
+        ahead: &mut HashMap<String, (Instant, Taken)>,
+    ) -> Result<Taken, StoreError> {
+        let first = &keys[0];
         if !store.is_shared() {
-            return Ok(match self.still_due(store, tenant, key)? {
+            return Ok(match self.still_due(store, tenant, first)? {
                 Some(due) => Taken::Send(Box::new(due)),
                 None => Taken::NotDue,
             });
         }
-        let (tenant, key, node) = (tenant.to_owned(), key.to_owned(), self.node.clone());
-        store
+        if let Some((at, taken)) = ahead.remove(first)
+            && at.elapsed() + ATTEMPT_TIMEOUT + LEASE_MARGIN < LEASE
+        {
+            return Ok(taken);
+        }
+        let (tenant, node) = (tenant.to_owned(), self.node.clone());
+        let batch: Vec<String> = keys.iter().take(TAKE_AHEAD).cloned().collect();
+        let at = Instant::now();
+        let mut taken = store
             .write(move |txn| {
                 let now = Timestamp::now();
-                let Some(record) = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
-                else {
-                    return Ok(Taken::NotDue);
-                };
-                if !is_due(&record, now) {
-                    return Ok(Taken::NotDue);
-                }
-                if let Some(lease) = store::get_in::<Lease>(txn, store::LEASES, &key)?
-                    && lease.until > now
-                {
-                    return Ok(Taken::Held(lease.until));
-                }
                 let until = now + SignedDuration::try_from(LEASE).unwrap_or_default();
-                store::put_in(txn, store::LEASES, &key, &Lease { node, until })?;
-                let endpoint_key = store::tenant_key(&tenant, &record.endpoint);
-                let endpoint = store::get_in::<WebhookRecord>(txn, store::WEBHOOKS, &endpoint_key)?;
-                Ok(Taken::Send(Box::new((record, endpoint))))
+                let mut out = Vec::with_capacity(batch.len());
+                for key in batch {
+                    let taken = take_in(txn, &tenant, &key, &node, now, until)?;
+                    out.push((key, taken));
+                }
+                Ok(out)
             })
-            .await
+            .await?
+            .into_iter();
+        let (_, answer) = taken.next().expect("the first key is taken");
+        ahead.extend(taken.map(|(key, t)| (key, (at, t))));
+        Ok(answer)
     }
 
     /// The delivery at `key` and its endpoint, if it is pending and due now.
