@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod events;
+mod lease;
 pub mod outbox;
 pub mod policy;
 pub mod signing;

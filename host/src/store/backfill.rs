@@ -33,24 +33,17 @@ where
         let (mut after, mut changed) = (None::<String>, 0);
         loop {
             let (mut chunk, mut seen) = (Vec::with_capacity(CHUNK), 0);
-            let start = after.clone().unwrap_or_default();
-            txn.visit(
-                TICKETS,
-                Span::from(&start),
-                Order::Ascending,
-                CHUNK + 1,
-                &mut |k, v| {
-                    if after.is_some() && k == start {
-                        return Ok(true); // The last key of the previous chunk.
-                    }
-                    seen += 1;
-                    after = Some(k.to_owned());
-                    if let Ok(record) = decode::<TicketRecord>(k, v) {
-                        chunk.push((k.to_owned(), record));
-                    }
-                    Ok(seen < CHUNK)
-                },
-            )?;
+            // Past the last key of the previous chunk.
+            let start = after.clone();
+            let span = start.as_deref().map_or(Span::ALL, |k| Span::after(k, None));
+            txn.visit(TICKETS, span, Order::Ascending, CHUNK, &mut |k, v| {
+                seen += 1;
+                after = Some(k.to_owned());
+                if let Ok(record) = decode::<TicketRecord>(k, v) {
+                    chunk.push((k.to_owned(), record));
+                }
+                Ok(seen < CHUNK)
+            })?;
             let last = seen < CHUNK;
             for (key, mut record) in chunk {
                 let tenant = key.split('/').next().unwrap_or("").to_owned();

@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use rand::{Rng as _, RngExt as _};
 use tokio::sync::{Notify, mpsc};
 
+use super::lease::{DUE_SLACK, Taken, release_in, take};
 use super::outbox::Queued;
 use super::policy::UrlPolicy;
 use super::signing::{Secret, sign};
@@ -72,81 +73,8 @@ impl Default for DeliveryConfig {
 
 /// Most due deliveries one endpoint's worker takes in one go.
 const WORKER_BATCH: usize = 64;
-/// A queued delivery counts as due this much before its recorded next attempt (the queue
-/// and the record carry the same instant; this only absorbs clock reads).
-const DUE_SLACK: SignedDuration = SignedDuration::from_millis(100);
 /// How often a worker records the outcomes of a batch it is still sending.
 const RECORD_EVERY: Duration = Duration::from_millis(250);
-
-/// How long a node's lease on a delivery it sends lasts: longer than an attempt may take
-/// ([`ATTEMPT_TIMEOUT`]) plus the wait for its outcome to be recorded (at most one more
-/// attempt, [`RECORD_EVERY`] after the first). A dead node's deliveries go out again this
-/// long after it took them, at the latest.
-pub const LEASE: Duration = Duration::from_secs(30);
-
-/// A node's hold on a delivery it is sending (the [`store::LEASES`] row).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Lease {
-    /// The node (its [`Dispatcher::node`]).
-    node: String,
-    /// When the hold runs out.
-    until: Timestamp,
-}
-
-/// Deliveries a node takes in one transaction on a shared database.
-const TAKE_AHEAD: usize = 16;
-/// Room kept in a lease for recording the outcome after an attempt.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
-
-/// Takes delivery `key` for `node` until `until` inside `txn`, if it is due and no other
-/// node holds an unexpired lease on it (this node's own lease is renewed).
-fn take_in(
-    txn: &store::Write<'_>,
-    tenant: &str,
-    key: &str,
-    node: &str,
-    now: Timestamp,
-    until: Timestamp,
-) -> Result<Taken, StoreError> {
-    let Some(record) = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, key)? else {
-        return Ok(Taken::NotDue);
-    };
-    if !is_due(&record, now) {
-        return Ok(Taken::NotDue);
-    }
-    if let Some(lease) = store::get_in::<Lease>(txn, store::LEASES, key)?
-        && lease.until > now
-        && lease.node != node
-    {
-        return Ok(Taken::Held(lease.until));
-    }
-    let lease = Lease {
-        node: node.to_owned(),
-        until,
-    };
-    store::put_in(txn, store::LEASES, key, &lease)?;
-    let endpoint_key = store::tenant_key(tenant, &record.endpoint);
-    let endpoint = store::get_in::<WebhookRecord>(txn, store::WEBHOOKS, &endpoint_key)?;
-    Ok(Taken::Send(Box::new((record, endpoint))))
-}
-
-/// What [`Dispatcher::take`] found.
-enum Taken {
-    /// Send it (the delivery, and its endpoint unless deleted).
-    Send(Box<(DeliveryRecord, Option<WebhookRecord>)>),
-    /// Settled, gone, or not due yet.
-    NotDue,
-    /// Another node holds it until then.
-    Held(Timestamp),
-}
-
-/// Whether `record` is pending with its next attempt due at `now`.
-fn is_due(record: &DeliveryRecord, now: Timestamp) -> bool {
-    record.state == DeliveryState::Pending
-        && record
-            .next_attempt_at
-            .is_none_or(|at| at <= now + DUE_SLACK)
-}
 
 /// What an attempt came to.
 struct Outcome {
@@ -407,21 +335,22 @@ impl Dispatcher {
         let mut ahead = HashMap::new();
         for (i, id) in ids.into_iter().enumerate() {
             let key = keys[i].clone();
-            let (record, endpoint) = match self.take(store, tenant, &keys[i..], &mut ahead).await {
-                Ok(Taken::Send(due)) => *due,
-                Ok(Taken::NotDue) => continue,
-                Ok(Taken::Held(until)) => {
-                    // Another node is sending it; look again once its lease has run out, in
-                    // case that node died first.
-                    held.push((id, until));
-                    continue;
-                }
-                Err(e) => {
-                    result = Err(e);
-                    unread.push(id);
-                    continue;
-                }
-            };
+            let (record, endpoint) =
+                match take(store, &self.node, tenant, &keys[i..], &mut ahead).await {
+                    Ok(Taken::Send(due)) => *due,
+                    Ok(Taken::NotDue) => continue,
+                    Ok(Taken::Held(until)) => {
+                        // Another node is sending it; look again once its lease has run out, in
+                        // case that node died first.
+                        held.push((id, until));
+                        continue;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        unread.push(id);
+                        continue;
+                    }
+                };
             let outcome = self.attempt(&record, endpoint.as_ref()).await;
             outcomes.push((key, record.attempts.len(), outcome));
             unrecorded.push(id);
@@ -460,78 +389,6 @@ impl Dispatcher {
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
-    }
-
-    /// The delivery at `key` and its endpoint, if it is pending and due now and (on a shared
-    /// database) this node could take it: no other node holds an unexpired lease on it. The
-    /// lease is written in the same transaction that checked it, so two nodes never both
-    /// take a delivery while its lease runs; a node that dies holding one leaves it to the
-    /// others once it has run out.
-    ///
-    /// On a shared database the next [`TAKE_AHEAD`] deliveries of `keys` are taken in one
-    /// transaction (one commit for many sends, not one each); `keys[0]` is the one answered,
-    /// the rest go into `ahead`, to be used while their lease has room for an attempt.
-    async fn take(
-        &self,
-        store: &Store,
-        tenant: &str,
-        keys: &[String],
-        ahead: &mut HashMap<String, (Instant, Taken)>,
-    ) -> Result<Taken, StoreError> {
-        let first = &keys[0];
-        if !store.is_shared() {
-            return Ok(match self.still_due(store, tenant, first)? {
-                Some(due) => Taken::Send(Box::new(due)),
-                None => Taken::NotDue,
-            });
-        }
-        if let Some((at, taken)) = ahead.remove(first)
-            && at.elapsed() + ATTEMPT_TIMEOUT + LEASE_MARGIN < LEASE
-        {
-            return Ok(taken);
-        }
-        let (tenant, node) = (tenant.to_owned(), self.node.clone());
-        let batch: Vec<String> = keys.iter().take(TAKE_AHEAD).cloned().collect();
-        let at = Instant::now();
-        let mut taken = store
-            .write(move |txn| {
-                let now = Timestamp::now();
-                let until = now + SignedDuration::try_from(LEASE).unwrap_or_default();
-                let mut out = Vec::with_capacity(batch.len());
-                for key in batch {
-                    let taken = take_in(txn, &tenant, &key, &node, now, until)?;
-                    out.push((key, taken));
-                }
-                Ok(out)
-            })
-            .await?
-            .into_iter();
-        let (_, answer) = taken.next().expect("the first key is taken");
-        ahead.extend(taken.map(|(key, t)| (key, (at, t))));
-        Ok(answer)
-    }
-
-    /// The delivery at `key` and its endpoint, if it is pending and due now.
-    #[allow(clippy::type_complexity)]
-    fn still_due(
-        &self,
-        store: &Store,
-        tenant: &str,
-        key: &str,
-    ) -> Result<Option<(DeliveryRecord, Option<WebhookRecord>)>, StoreError> {
-        let txn = store.read()?;
-        let Some(record) = store::get::<DeliveryRecord>(&txn, store::DELIVERIES, key)? else {
-            return Ok(None);
-        };
-        if !is_due(&record, Timestamp::now()) {
-            return Ok(None);
-        }
-        let endpoint = store::get::<WebhookRecord>(
-            &txn,
-            store::WEBHOOKS,
-            &store::tenant_key(tenant, &record.endpoint),
-        )?;
-        Ok(Some((record, endpoint)))
     }
 
     /// One attempt of `record` to `endpoint` (`None`: deleted), and what follows from it.
@@ -591,12 +448,7 @@ impl Dispatcher {
                 for (key, attempts_before, outcome) in outcomes {
                     // This node's lease ends with the outcome; one another node took after
                     // it ran out is that node's.
-                    if txn.is_shared()
-                        && store::get_in::<Lease>(txn, store::LEASES, &key)?
-                            .is_some_and(|l| l.node == node)
-                    {
-                        txn.delete(store::LEASES, &key)?;
-                    }
+                    release_in(txn, &key, &node)?;
                     let Some(mut current) =
                         store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
                     else {

@@ -109,17 +109,14 @@ fn old_finished(
     };
     let txn = store.read()?;
     let mut keys = Vec::new();
+    // Past the last key of the previous pass.
     let start = after.clone();
-    let span = Span::from(&start);
     txn.visit(
         store::DELIVERIES,
-        span,
+        Span::after(&start, None),
         Order::Ascending,
         usize::MAX,
         &mut |k, v| {
-            if k == start {
-                return Ok(true); // The last key of the previous pass.
-            }
             after = k.to_owned();
             if old(k) && finished(&store::decode(k, v)?) {
                 keys.push(k.to_owned());
