@@ -1,7 +1,8 @@
 //! Several `serve` nodes on one PostgreSQL database (a private cluster per test process,
 //! `support/postgres.rs`): what one node does is seen by the other, each escalation is fired
-//! once while both are alive, and when one is killed with SIGKILL the survivor delivers every
-//! breach, a repeat always under the same `webhook-id`.
+//! once while both are alive, one stopped cleanly hands its deliveries over at once, and when
+//! one is killed with SIGKILL the survivor delivers every breach, a repeat always under the
+//! same `webhook-id`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -198,6 +199,111 @@ async fn with_both_nodes_alive_every_escalation_is_fired_exactly_once() {
     let ids: BTreeSet<&str> = all.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), expected, "one webhook-id per event");
     a.stop().await;
+    b.stop().await;
+}
+
+/// The webhook-ids of the deliveries node `of` holds a lease on, as the database says.
+fn leases_of(server: &TestServer, of: &str) -> BTreeSet<String> {
+    use switchboard_host::store::{self, LEASES, Order, Span};
+    let service = server.service();
+    let txn = service.store.read().unwrap();
+    store::decoded::<Value>(&txn, LEASES, Span::ALL, Order::Ascending, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, lease)| lease["node"] == of)
+        .map(|(key, _)| key.split_once('/').unwrap().1.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_cleanly_hands_its_deliveries_over_at_once() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = two_nodes(a_dir.path(), b_dir.path()).await;
+    let mut receiver = Receiver::start().await;
+    let team = a.create_team("handover").await;
+    a.set_fallback(&team, fallback(json!([]))).await;
+    let secret = a.subscribe(&team, &receiver.url(), &["sla.breached"]).await;
+    receiver.trust(secret);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // 20 tickets on A, breaching 2, 3 and 4 s from now. The receiver takes attempts but
+    // answers none, so the node that fired a breach has it in flight, or queued behind one
+    // (an endpoint's deliveries go one at a time) under a lease it took ahead. A fires its
+    // timers when due, B when its poll claims them first: A fires some of the three seconds'.
+    receiver.hold.send_replace(true);
+    let n = 20;
+    let posted = Instant::now();
+    for i in 0..n {
+        let left = Duration::from_secs(2 + i as u64 % 3);
+        let status = ticket_due_in(&a.api(), &team, &format!("H-{i}"), left).await;
+        assert_eq!(status, 201);
+    }
+    tokio::time::sleep((posted + Duration::from_secs(5)).saturating_duration_since(Instant::now()))
+        .await;
+    let mut all = Vec::new();
+    while let Some(r) = receiver.within(Duration::ZERO).await {
+        all.push(r);
+    }
+    let node_a = a.service().deliveries.node().to_owned();
+    let leased_by_a = leases_of(&a, &node_a);
+    let in_flight_on_a: BTreeSet<String> = all
+        .iter()
+        .map(|r| r.id.clone())
+        .filter(|id| leased_by_a.contains(id))
+        .collect();
+    assert!(
+        !in_flight_on_a.is_empty(),
+        "A is sending a breach: {leased_by_a:?}"
+    );
+
+    // A stops cleanly: its attempt in flight is abandoned and its leases end with it. B
+    // takes its deliveries at its next heartbeat, not once A's heartbeat is DEAD_AFTER old
+    // (10 s) and its leases have run out (30 s).
+    let stopped = Instant::now();
+    a.stop().await;
+    let stop_took = stopped.elapsed();
+    assert!(
+        leases_of(&b, &node_a).is_empty(),
+        "A's leases ended when it left"
+    );
+    receiver.hold.send_replace(false);
+    let before = all.len();
+    let rest = collect(&mut receiver, Duration::from_secs(8), |got| {
+        let seen: BTreeSet<String> = all.iter().chain(got).map(|r| what(r).0).collect();
+        seen.len() >= n && got.len() + before >= n + in_flight_on_a.len()
+    })
+    .await;
+    let took = stopped.elapsed();
+    all.extend(rest);
+    println!(
+        "A had {} breaches leased ({} in flight) at its stop; all {n} delivered {took:?} after \
+         the stop began (the stop took {stop_took:?})",
+        leased_by_a.len(),
+        in_flight_on_a.len()
+    );
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut sends: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &all {
+        assert_eq!(r.verified, 1, "signed");
+        ids.entry(what(r).0).or_default().insert(r.id.clone());
+        *sends.entry(r.id.clone()).or_default() += 1;
+    }
+    assert_eq!(ids.len(), n, "every breach delivered: {:?}", ids.keys());
+    assert!(
+        ids.values().all(|set| set.len() == 1),
+        "one webhook-id each"
+    );
+    assert!(took < Duration::from_secs(8), "handed over in {took:?}");
+    // Sent twice: exactly A's abandoned attempts, again under their webhook-id.
+    let twice: BTreeSet<String> = sends
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(twice, in_flight_on_a);
+    assert!(sends.values().all(|n| *n <= 2));
+    // Nothing else comes.
+    assert!(receiver.within(Duration::from_secs(2)).await.is_none());
     b.stop().await;
 }
 

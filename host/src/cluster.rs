@@ -11,6 +11,9 @@
 //!   pending delivery, so the webhooks the dead node had queued go out (its leases run out
 //!   first, so none is sent twice while a lease holds). Timers and schedules need no such
 //!   step: every node polls them in the database ([`SHARED_POLL`](crate::background::SHARED_POLL)).
+//! - **Leaving.** A node stopped cleanly ([`leave`]) ends its leases and dates its heartbeat
+//!   back, so the others take its deliveries at their next heartbeat: a rolling restart hands
+//!   work over in about a second, not in [`DEAD_AFTER`] plus a lease.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,6 +124,24 @@ async fn heartbeat(store: &Store, node: &str) -> Result<Vec<String>, StoreError>
                 }
             }
             Ok(dead)
+        })
+        .await
+}
+
+/// Hands `node`'s work to the other nodes as it stops cleanly (after its loops ended): ends
+/// its delivery leases and dates its heartbeat to the epoch, in one transaction, so a live
+/// node takes it for dead at its next heartbeat and queues its pending deliveries. Answers
+/// how many leases ended.
+pub async fn leave(store: &Store, node: &str) -> Result<usize, StoreError> {
+    let node = node.to_owned();
+    store
+        .write(move |txn| {
+            let ended = crate::webhooks::release_all_in(txn, &node)?;
+            let gone = NodeRecord {
+                heartbeat_at: Timestamp::UNIX_EPOCH,
+            };
+            store::put_in(txn, store::NODES, &node, &gone)?;
+            Ok(ended)
         })
         .await
 }

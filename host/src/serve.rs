@@ -52,12 +52,20 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop, _) = tokio::sync::watch::channel(false);
     let loops = service.spawn_loops(&stop);
-    let served = axum::serve(listener, api::app(service))
+    let served = axum::serve(listener, api::app(service.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
     for task in loops {
         let _ = task.await;
+    }
+    if service.store.is_shared() {
+        match crate::cluster::leave(&service.store, service.deliveries.node()).await {
+            Ok(n) => tracing::info!(leases = n, "left the cluster; the other nodes take over"),
+            Err(e) => {
+                tracing::error!(error = %e, "leaving the cluster failed; the others take over when this node's heartbeat is old")
+            }
+        }
     }
     served
 }

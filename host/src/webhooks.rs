@@ -12,6 +12,7 @@ pub mod signing;
 
 pub use delivery::{DeliveryConfig, Dispatcher};
 pub use events::EventType;
+pub(crate) use lease::release_all_in;
 pub use outbox::{Queued, emit};
 pub use policy::{PolicyError, UrlPolicy};
 pub use signing::{Secret, SecretError, sign};

@@ -125,15 +125,11 @@ impl Cluster {
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             dir,
             bin,
             owner,
-            port,
+            port: 0,
         };
         let data = cluster.data();
         cluster.run(
@@ -150,14 +146,20 @@ impl Cluster {
                 "--no-sync",
             ],
         );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=400 {extra}",
-            cluster.dir.path().display()
-        );
-        let log = cluster.dir.path().join("server.log");
-        cluster.run(
-            "pg_ctl",
-            &[
+        // A port found free may be taken by another process before the server binds it:
+        // then the start fails with the address in use, and another port is tried.
+        for attempt in 1.. {
+            cluster.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=400 {extra}",
+                cluster.port,
+                cluster.dir.path().display()
+            );
+            let log = cluster.dir.path().join("server.log");
+            let args = [
                 "-D",
                 data.to_str().unwrap(),
                 "-o",
@@ -168,8 +170,17 @@ impl Cluster {
                 "-t",
                 "60",
                 "start",
-            ],
-        );
+            ];
+            let out = cluster.output("pg_ctl", &args);
+            if out.status.success() {
+                break;
+            }
+            let taken = cluster.log().contains("could not bind");
+            if !taken || attempt == 5 {
+                cluster.fail("pg_ctl", &args, &out);
+            }
+            let _ = std::fs::remove_file(&log);
+        }
         cluster
     }
 
@@ -186,19 +197,27 @@ impl Cluster {
         cmd
     }
 
-    fn run(&self, program: &str, args: &[&str]) -> Output {
-        let out = self
-            .command(program)
+    fn output(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("run {program}: {e}"));
-        assert!(
-            out.status.success(),
+            .unwrap_or_else(|e| panic!("run {program}: {e}"))
+    }
+
+    fn fail(&self, program: &str, args: &[&str], out: &Output) -> ! {
+        panic!(
             "{program} {args:?} failed:\n{}{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             self.log()
-        );
+        )
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let out = self.output(program, args);
+        if !out.status.success() {
+            self.fail(program, args, &out);
+        }
         out
     }
 

@@ -110,6 +110,24 @@ pub(super) fn release_in(txn: &store::Write<'_>, key: &str, node: &str) -> Resul
     Ok(())
 }
 
+/// Ends every lease `node` holds, inside `txn`, and answers how many: the node is stopping,
+/// so what it took and did not record goes to the other nodes now, not when the leases run
+/// out. (An attempt it abandoned may have reached its receiver: it goes again, under the same
+/// `webhook-id`.)
+pub(crate) fn release_all_in(txn: &store::Write<'_>, node: &str) -> Result<usize, StoreError> {
+    let all = store::Span::ALL;
+    let leases =
+        store::decoded::<Lease>(txn, store::LEASES, all, store::Order::Ascending, usize::MAX)?;
+    let mut ended = 0;
+    for (key, lease) in leases {
+        if lease.node == node {
+            txn.delete(store::LEASES, &key)?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 /// The delivery at `keys[0]` and its endpoint, if it is pending and due now and (on a shared
 /// database) `node` could take it: no other node holds an unexpired lease on it. The
 /// lease is written in the same transaction that checked it, so two nodes never both
