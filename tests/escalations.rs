@@ -3,7 +3,7 @@
 //! that changes the plan fires only the new steps, a calendar change moves them, and timers
 //! due while the server was down fire at once after a restart.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use switchboard_tests::receiver::{Received, Receiver, fast_delivery};
