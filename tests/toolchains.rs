@@ -535,7 +535,7 @@ async fn a_version_left_compiling_by_a_stopped_process_is_compiled_at_start() {
     let db = Store::open(&dir.path().join("switchboard.redb")).unwrap();
     db.write(|txn| {
         let key = store::seq_key("resume", 1);
-        let mut rule: RuleRecord = store::get_in(txn, store::RULES, &key)?.expect("version 1");
+        let mut rule: RuleRecord = store::get(txn, store::RULES, &key)?.expect("version 1");
         rule.status = RuleStatus::Compiling;
         rule.ready_at = None;
         store::put_in(txn, store::RULES, &key, &rule)

@@ -145,18 +145,3 @@ pub async fn leave(store: &Store, node: &str) -> Result<usize, StoreError> {
         })
         .await
 }
-
-/// The nodes with a heartbeat within [`DEAD_AFTER`] (for `/healthz`-style reporting and
-/// tests).
-pub fn live_nodes(store: &Store) -> Result<Vec<String>, StoreError> {
-    let txn = store.read()?;
-    let now = Timestamp::now();
-    let all = Span::ALL;
-    Ok(
-        store::decoded::<NodeRecord>(&txn, store::NODES, all, Order::Ascending, 1000)?
-            .into_iter()
-            .filter(|(_, r)| r.heartbeat_at >= now - DEAD_AFTER)
-            .map(|(id, _)| id)
-            .collect(),
-    )
-}

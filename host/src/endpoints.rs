@@ -91,7 +91,7 @@ impl Endpoints {
         self.tenants
             .write_with_tenant(&view.record.id, move |txn, tenant| {
                 let key = store::tenant_key(&tenant.id, &id);
-                let existing = store::get_in::<WebhookRecord>(txn, store::WEBHOOKS, &key)?;
+                let existing = store::get::<WebhookRecord>(txn, store::WEBHOOKS, &key)?;
                 let fresh = existing.is_none();
                 let mut record = existing.unwrap_or_else(|| WebhookRecord {
                     id: id.clone(),
@@ -169,7 +169,7 @@ impl Endpoints {
         let record = self
             .store
             .write(move |txn| -> Result<Option<DeliveryRecord>, StoreError> {
-                let Some(mut d) = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
+                let Some(mut d) = store::get::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
                 else {
                     return Ok(None);
                 };
@@ -223,7 +223,7 @@ impl Endpoints {
                 txn.delete(store::WEBHOOKS, &key)?;
                 let mut dead = 0;
                 for k in candidates {
-                    let d = store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &k)?;
+                    let d = store::get::<DeliveryRecord>(txn, store::DELIVERIES, &k)?;
                     let Some(mut d) = d.filter(|d| d.state == DeliveryState::Pending) else {
                         continue;
                     };

@@ -34,7 +34,7 @@ fn load_rule(
     t: &str,
     version: u32,
 ) -> Result<Option<RuleRecord>, StoreError> {
-    store::get_in(txn, store::RULES, &rule_key(t, version))
+    store::get(txn, store::RULES, &rule_key(t, version))
 }
 
 fn no_version(version: u32) -> Refusal {

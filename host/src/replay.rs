@@ -426,11 +426,8 @@ impl Replays {
             .write_with_tenant(&view.record.id, move |txn, tenant| {
                 let version = summary.candidate;
                 let rule_key = store::seq_key(&tenant.id, version.into());
-                let Some(mut rule) = store::get_in::<crate::store::records::RuleRecord>(
-                    txn,
-                    store::RULES,
-                    &rule_key,
-                )?
+                let Some(mut rule) =
+                    store::get::<crate::store::records::RuleRecord>(txn, store::RULES, &rule_key)?
                 else {
                     return Ok(Err(Refusal::not_found(format!(
                         "no rule version {version}"

@@ -249,7 +249,7 @@ async fn fire(
     let expected = schedule.updated_at;
     let (queued, next) = store
         .write(move |txn| {
-            let Some(mut record) = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?
+            let Some(mut record) = store::get::<ScheduleRecord>(txn, store::SCHEDULES, &key)?
             else {
                 return Ok((Vec::new(), None));
             };

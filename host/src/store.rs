@@ -1,10 +1,11 @@
-//! Durable state in one embedded redb file, written through a single writer thread that
+//! Durable state, in one embedded redb file or in a PostgreSQL database several nodes share
+//! (the engines behind the seam in `txn`), written through a single writer thread that
 //! batches concurrent writes into one transaction (group commit): every caller is answered
-//! only after the commit that holds its write is on disk, and one fsync serves the whole
+//! only after the commit that holds its write is durable, and one commit serves the whole
 //! batch, so durability does not cap throughput at one fsync per ticket.
 //!
-//! Records are JSON in `&str → &[u8]` tables: easy to inspect, and the schema evolves with
-//! serde defaults instead of migrations.
+//! Records are JSON in `key → bytes` tables: easy to inspect, and the schema evolves with
+//! serde defaults instead of migrations (PostgreSQL's migrations only create the tables).
 
 pub mod aggregates;
 pub mod backfill;
@@ -15,8 +16,8 @@ pub mod records;
 mod txn;
 
 pub use txn::{
-    Order, Read, Reader, Span, Table, Visitor, Write, count, entries, first_key, get, get_in, keys,
-    put_in, put_raw_in, records as decoded, scan,
+    Order, Read, Reader, Span, Table, Visitor, Write, count, decoded, entries, first_key, get,
+    keys, put_in, scan,
 };
 
 use std::path::Path;
@@ -554,15 +555,11 @@ fn commit_postgres(
         batch,
     );
     let ended = if all_ok { txn.commit() } else { txn.rollback() };
-    if ended.is_err() {
-        // The transaction may still be open (aborted) on this connection, and nothing would
-        // end it: the connection goes, and the server rolls back what it held.
-        if let Some(conn) = connection
-            .take()
-            .and_then(|c| std::sync::Arc::try_unwrap(c).ok())
-        {
-            drop(deadpool_postgres::Object::take(conn));
-        }
+    if ended.is_err()
+        && let Some(conn) = connection.take()
+    {
+        // The transaction may still be open (aborted) on this connection.
+        pg::discard(conn);
     }
     let commit = match ended {
         Ok(()) if all_ok => Ok(()),

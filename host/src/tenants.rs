@@ -373,8 +373,7 @@ impl Tenants {
         let written = self
             .store
             .write(move |txn| {
-                let Some(mut tenant) = store::get_in::<TenantRecord>(txn, store::TENANTS, &id)?
-                else {
+                let Some(mut tenant) = store::get::<TenantRecord>(txn, store::TENANTS, &id)? else {
                     return Ok(None);
                 };
                 let r = match op(txn, &mut tenant)? {

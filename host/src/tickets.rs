@@ -235,11 +235,11 @@ impl Tickets {
         let (fresh, record, queued) = self
             .store
             .write(move |txn| {
-                if let Some(existing) = store::get_in::<TicketRecord>(txn, store::TICKETS, &key)? {
+                if let Some(existing) = store::get::<TicketRecord>(txn, store::TICKETS, &key)? {
                     return Ok((false, existing, Vec::new()));
                 }
-                store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
-                store::put_raw_in(txn, store::TICKETS_BY_CREATION, &by_creation, &[])?;
+                txn.put_bytes(store::TICKETS, &key, &bytes)?;
+                txn.put_bytes(store::TICKETS_BY_CREATION, &by_creation, &[])?;
                 timers::replace_in(txn, &[], &planned)?;
                 board::replace_in(txn, None, row.as_ref())?;
                 aggregates::apply(txn, &t, None, record.report.as_ref())?;
@@ -303,8 +303,7 @@ impl Tickets {
             let written = self
                 .store
                 .write(move |txn| {
-                    let Some(now) = store::get_in::<TicketRecord>(txn, store::TICKETS, &key)?
-                    else {
+                    let Some(now) = store::get::<TicketRecord>(txn, store::TICKETS, &key)? else {
                         return Ok(None);
                     };
                     if now.events.len() != seen
@@ -314,7 +313,7 @@ impl Tickets {
                     {
                         return Ok(None);
                     }
-                    store::put_raw_in(txn, store::TICKETS, &key, &bytes)?;
+                    txn.put_bytes(store::TICKETS, &key, &bytes)?;
                     timers::replace_in(txn, &old_timers, &planned)?;
                     board::replace_in(txn, old_row.as_deref(), row.as_ref())?;
                     aggregates::apply(txn, &t, old_share.as_ref(), new_share.as_ref())?;

@@ -231,8 +231,7 @@ pub async fn replan_tenant(
                 let now = Timestamp::now();
                 let (mut n, mut earliest) = (0, None::<Timestamp>);
                 for key in chunk {
-                    let Some(mut record) =
-                        store::get_in::<TicketRecord>(txn, store::TICKETS, &key)?
+                    let Some(mut record) = store::get::<TicketRecord>(txn, store::TICKETS, &key)?
                     else {
                         continue;
                     };
@@ -350,10 +349,10 @@ pub async fn fire_due(
         // other rows than a read here would see (another node took those).
         {
             let txn = store.read()?;
-            let span = Span::below(&upper);
-            if store::keys(&txn, store::TIMERS, span, Order::Ascending, 1)?.is_empty() {
+            let first = store::first_key(&txn, store::TIMERS)?;
+            if first.as_deref().is_none_or(|k| k >= upper.as_str()) {
                 // Nothing due: no write, just the next instant.
-                return first_due(&txn);
+                return Ok(first.as_deref().and_then(due_of));
             }
         }
         let calendars: HashMap<String, Arc<CalendarSet>> = tenants
@@ -396,8 +395,7 @@ fn fire_batch(
             continue;
         }
         txn.delete(store::TIMERS, &k)?;
-        let Some(mut record) = store::get_in::<TicketRecord>(txn, store::TICKETS, &ticket_key)?
-        else {
+        let Some(mut record) = store::get::<TicketRecord>(txn, store::TICKETS, &ticket_key)? else {
             continue;
         };
         if !record.timers.contains(&k) {
@@ -468,10 +466,15 @@ fn fire_one(
 
 /// The due instant of the first timer in the table.
 fn first_due(txn: &impl Reader) -> Result<Option<Timestamp>, StoreError> {
-    Ok(store::first_key(txn, store::TIMERS)?.and_then(|k| {
-        let ms: i64 = k.split('/').next()?.parse().ok()?;
-        Timestamp::from_millisecond(ms).ok()
-    }))
+    Ok(store::first_key(txn, store::TIMERS)?
+        .as_deref()
+        .and_then(due_of))
+}
+
+/// The due instant in a [`store::TIMERS`] key.
+fn due_of(key: &str) -> Option<Timestamp> {
+    let ms: i64 = key.split('/').next()?.parse().ok()?;
+    Timestamp::from_millisecond(ms).ok()
 }
 
 /// The trigger as receivers read it.

@@ -119,7 +119,7 @@ impl Lifecycle {
         self.tenants
             .write_with_tenant(t, move |txn, tenant| {
                 let key = rule_key(&tenant.id, version);
-                let Some(mut rule) = store::get_in::<RuleRecord>(txn, store::RULES, &key)? else {
+                let Some(mut rule) = store::get::<RuleRecord>(txn, store::RULES, &key)? else {
                     return Ok(Ok(()));
                 };
                 if rule.status != RuleStatus::Compiling {

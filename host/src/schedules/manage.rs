@@ -52,7 +52,7 @@ pub async fn put(
     tenants
         .write_with_tenant(&view.record.id, move |txn, tenant| {
             let key = store::tenant_key(&tenant.id, &id);
-            let existing = store::get_in::<ScheduleRecord>(txn, store::SCHEDULES, &key)?;
+            let existing = store::get::<ScheduleRecord>(txn, store::SCHEDULES, &key)?;
             if existing.is_none() {
                 let (from, to) = store::tenant_range(&tenant.id);
                 let span = store::Span::between(&from, &to);

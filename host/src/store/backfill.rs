@@ -42,7 +42,7 @@ where
                 if let Ok(record) = decode::<TicketRecord>(k, v) {
                     chunk.push((k.to_owned(), record));
                 }
-                Ok(seen < CHUNK)
+                Ok(true)
             })?;
             let last = seen < CHUNK;
             for (key, mut record) in chunk {
@@ -66,7 +66,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::{get, put_raw_in, tenant_key};
+    use crate::store::{get, tenant_key};
     use crate::test_support::{Fixture, input};
 
     #[tokio::test]
@@ -88,9 +88,9 @@ mod tests {
         f.store
             .write(move |txn| {
                 for i in 1..copies {
-                    put_raw_in(txn, TICKETS, &tenant_key("acme", &format!("T-{i}")), &bytes)?;
+                    txn.put_bytes(TICKETS, &tenant_key("acme", &format!("T-{i}")), &bytes)?;
                 }
-                put_raw_in(txn, TICKETS, &tenant_key("acme", "T-1500x"), b"not json")
+                txn.put_bytes(TICKETS, &tenant_key("acme", "T-1500x"), b"not json")
             })
             .await
             .unwrap();

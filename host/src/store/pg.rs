@@ -180,6 +180,15 @@ impl Pg {
     }
 }
 
+/// Closes `conn` instead of returning it to the pool, if this is its last handle: after a
+/// failed BEGIN, COMMIT or ROLLBACK its session may still be in a transaction, and nothing
+/// would end it; closing it has the server roll back what it held.
+pub(crate) fn discard(conn: Arc<Object>) {
+    if let Ok(conn) = Arc::try_unwrap(conn) {
+        drop(Object::take(conn));
+    }
+}
+
 /// The advisory lock of `key` in `table`: the first 8 bytes of the SHA-256 of `table/key`, the
 /// same on every node and every build (a collision only makes two keys take turns).
 fn lock_id(table: Table, key: &str) -> i64 {
@@ -351,10 +360,8 @@ impl Drop for PgRead {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         self.pg.spawn(async move {
-            let ended = conn.batch_execute("ROLLBACK").await;
-            if let (Err(_), Ok(conn)) = (ended, Arc::try_unwrap(conn)) {
-                // A connection that cannot end its transaction does not go back to the pool.
-                let _ = Object::take(conn);
+            if conn.batch_execute("ROLLBACK").await.is_err() {
+                discard(conn);
             }
         });
     }
@@ -378,10 +385,7 @@ impl PgWrite {
     pub(crate) fn begin(pg: &Arc<Pg>, conn: Arc<Object>) -> Result<PgWrite, StoreError> {
         let c = conn.clone();
         if let Err(e) = pg.block(async move { c.batch_execute("BEGIN").await })? {
-            // Not back to the pool: whatever state it is in, it is not a fresh session.
-            if let Ok(conn) = Arc::try_unwrap(conn) {
-                drop(Object::take(conn));
-            }
+            discard(conn);
             return Err(e.into());
         }
         Ok(PgWrite {

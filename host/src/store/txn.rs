@@ -1,7 +1,7 @@
 //! The seam between the domain and a storage engine. Every record is JSON bytes under a
-//! string key in a named table, and the domain needs only four things of a transaction:
-//! read a key, visit a key range in order, write a key and delete one. Keeping the seam that
-//! small is what lets the embedded redb file and a PostgreSQL cluster hold the same data with
+//! string key in a named table, and the domain needs little of a transaction: read a key,
+//! visit a key range in order, write a key and delete one, plus, for nodes sharing a
+//! database, claim queue rows and try a key's lock. Keeping the seam that small is what lets the embedded redb file and a PostgreSQL cluster hold the same data with
 //! the same code above them: ordering (keys compare as bytes in both), read-your-writes
 //! inside a write, and a consistent snapshot for a read are the engine's job, not the
 //! domain's.
@@ -332,7 +332,7 @@ pub fn keys(
 }
 
 /// The decoded records of `span`, with their keys, in `order`, at most `limit`.
-pub fn records<T: DeserializeOwned>(
+pub fn decoded<T: DeserializeOwned>(
     txn: &(impl Reader + ?Sized),
     table: Table,
     span: Span<'_>,
@@ -387,15 +387,6 @@ pub fn first_key(txn: &(impl Reader + ?Sized), table: Table) -> Result<Option<St
     Ok(keys(txn, table, Span::ALL, Order::Ascending, 1)?.pop())
 }
 
-/// Reads one record inside a write transaction (the same as [`get`]).
-pub fn get_in<T: DeserializeOwned>(
-    txn: &Write<'_>,
-    table: Table,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    get(txn, table, key)
-}
-
 /// Writes one record inside a write transaction.
 pub fn put_in<T: Serialize>(
     txn: &Write<'_>,
@@ -404,15 +395,4 @@ pub fn put_in<T: Serialize>(
     value: &T,
 ) -> Result<(), StoreError> {
     txn.put_bytes(table, key, &encode(value))
-}
-
-/// Writes an already encoded record inside a write transaction (encode outside the writer
-/// thread: it serves every request, so it should only copy bytes into the tree).
-pub fn put_raw_in(
-    txn: &Write<'_>,
-    table: Table,
-    key: &str,
-    bytes: &[u8],
-) -> Result<(), StoreError> {
-    txn.put_bytes(table, key, bytes)
 }

@@ -69,7 +69,7 @@ impl Tenants {
         let written = self
             .store
             .write(move |txn| {
-                if store::get_in::<TenantRecord>(txn, store::TENANTS, &tenant.id)?.is_some() {
+                if store::get::<TenantRecord>(txn, store::TENANTS, &tenant.id)?.is_some() {
                     return Ok(None);
                 }
                 let id = tenant.id.clone();
@@ -134,7 +134,7 @@ impl Tenants {
         let (who, key_id) = (who.to_owned(), key_id.to_owned());
         let key = self
             .write_with_tenant(t, move |txn, tenant| {
-                let Some(mut key) = store::get_in::<KeyRecord>(txn, store::KEYS, &key_id)? else {
+                let Some(mut key) = store::get::<KeyRecord>(txn, store::KEYS, &key_id)? else {
                     return Ok(Err(Refusal::not_found(format!("no key {key_id:?}"))));
                 };
                 key.grants.insert(tenant.id.clone(), role);
@@ -155,7 +155,7 @@ impl Tenants {
         let key = self
             .write_with_tenant(t, move |txn, tenant| {
                 let refused = || Refusal::not_found(format!("no key {key_id:?} on this tenant"));
-                let Some(mut key) = store::get_in::<KeyRecord>(txn, store::KEYS, &key_id)? else {
+                let Some(mut key) = store::get::<KeyRecord>(txn, store::KEYS, &key_id)? else {
                     return Ok(Err(refused()));
                 };
                 if key.grants.remove(&tenant.id).is_none() {

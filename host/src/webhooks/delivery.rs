@@ -450,7 +450,7 @@ impl Dispatcher {
                     // it ran out is that node's.
                     release_in(txn, &key, &node)?;
                     let Some(mut current) =
-                        store::get_in::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
+                        store::get::<DeliveryRecord>(txn, store::DELIVERIES, &key)?
                     else {
                         continue;
                     };

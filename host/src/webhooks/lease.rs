@@ -51,7 +51,7 @@ pub(super) fn take_in(
     let Some((record, endpoint)) = due_in(txn, tenant, key, now)? else {
         return Ok(Taken::NotDue);
     };
-    if let Some(lease) = store::get_in::<Lease>(txn, store::LEASES, key)?
+    if let Some(lease) = store::get::<Lease>(txn, store::LEASES, key)?
         && lease.until > now
         && lease.node != node
     {
@@ -103,7 +103,7 @@ pub(super) fn due_in(
 /// another node took after this one ran out is that node's, and stays.
 pub(super) fn release_in(txn: &store::Write<'_>, key: &str, node: &str) -> Result<(), StoreError> {
     if txn.is_shared()
-        && store::get_in::<Lease>(txn, store::LEASES, key)?.is_some_and(|l| l.node == node)
+        && store::get::<Lease>(txn, store::LEASES, key)?.is_some_and(|l| l.node == node)
     {
         txn.delete(store::LEASES, key)?;
     }
